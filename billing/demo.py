@@ -1,0 +1,211 @@
+"""Demo data: two clinics, their staff, catalogue and invoices in every state reachable so far.
+Every step looks before it writes, so running it again changes nothing."""
+
+import datetime
+import random
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.utils import timezone
+
+from . import roles
+from .models import (
+    Account,
+    Clinic,
+    DisputeReason,
+    Invoice,
+    PaymentMethod,
+    PaymentMethodKind,
+    Policy,
+    Service,
+    TaxRate,
+)
+from .money import quantum
+from .services import LineInput, invoice_create, invoice_issue, payment_record
+
+D = Decimal
+
+CLINICS = [
+    {"code": "MUSCAT", "name": "Muscat Family Clinic", "currency": "OMR", "timezone": "Asia/Muscat",
+     "refund_policy": Policy.APPROVAL, "cancellation_policy": Policy.APPROVAL,
+     "address": "Way 3021, Al Khuwair, Muscat, Oman"},
+    {"code": "AUSTIN", "name": "Austin Health Partners", "currency": "USD",
+     "timezone": "America/Chicago", "refund_policy": Policy.DIRECT,
+     "cancellation_policy": Policy.DIRECT, "address": "1200 Barton Springs Rd, Austin, TX"},
+]
+
+# username: (first name, last name, group or None for superuser, clinic codes)
+USERS = {
+    "clerk": ("Maryam", "Al-Hinai", roles.BILLING_STAFF, ["MUSCAT", "AUSTIN"]),
+    "clerk2": ("Daniel", "Reyes", roles.BILLING_STAFF, ["MUSCAT", "AUSTIN"]),
+    "approver": ("Salim", "Al-Rawahi", roles.FINANCIAL_APPROVERS, ["MUSCAT", "AUSTIN"]),
+    "austin_clerk": ("Emily", "Carter", roles.BILLING_STAFF, ["AUSTIN"]),
+    "admin": ("Billing", "Administrator", None, ["MUSCAT", "AUSTIN"]),
+}
+
+DISPUTE_REASONS = ["Billing error", "Duplicate charge", "Service not rendered",
+                   "Patient dissatisfaction", "Insurance adjustment"]
+
+# code, name, price in each clinic's currency, taxed (VAT 5%) or exempt
+SERVICES = [
+    ("GP-CONS", "General consultation", {"OMR": "15.000", "USD": "120.00"}, True),
+    ("SP-CONS", "Specialist consultation", {"OMR": "35.000", "USD": "240.00"}, True),
+    ("FOLLOW", "Follow-up visit", {"OMR": "8.500", "USD": "75.00"}, True),
+    ("CBC", "Complete blood count", {"OMR": "6.750", "USD": "38.50"}, True),
+    ("LIPID", "Lipid panel", {"OMR": "9.125", "USD": "52.25"}, True),
+    ("XR-CHEST", "Chest X-ray", {"OMR": "22.000", "USD": "165.00"}, True),
+    ("US-ABD", "Abdominal ultrasound", {"OMR": "40.000", "USD": "310.00"}, True),
+    ("ECG", "Electrocardiogram (ECG)", {"OMR": "12.333", "USD": "89.99"}, True),
+    ("PHYSIO", "Physiotherapy session", {"OMR": "18.000", "USD": "110.00"}, True),
+    ("DENT-CLN", "Dental cleaning", {"OMR": "25.000", "USD": "145.00"}, True),
+    ("VACC-FLU", "Influenza vaccination", {"OMR": "7.000", "USD": "45.00"}, False),
+    ("DRESS", "Wound dressing", {"OMR": "4.125", "USD": "32.50"}, True),
+]
+
+PATIENTS = {
+    "MUSCAT": ["Aisha Al-Balushi", "Mohammed Al-Harthy", "Fatma Al-Siyabi", "Khalid Al-Lawati",
+               "Noor Al-Zadjali", "Said Al-Mahrouqi", "Huda Al-Kindi", "Ahmed Al-Busaidi",
+               "Zainab Al-Farsi", "Yousuf Al-Amri", "Maha Al-Hosni", "Hamad Al-Shukaili"],
+    "AUSTIN": ["Olivia Martinez", "James Thompson", "Sophia Nguyen", "Michael Johnson",
+               "Ava Williams", "Ethan Brown", "Isabella Garcia", "Noah Davis",
+               "Mia Robinson", "Liam Walker", "Charlotte Hall", "Benjamin Lee"],
+}
+
+INVOICES_PER_CLINIC = 30
+# how the demo invoices of each clinic end up: (state, how many)
+INVOICE_PLAN = [("draft", 4), ("issued", 8), ("partially_paid", 6), ("paid", 12)]
+
+
+@dataclass
+class SeedReport:
+    created: dict[str, int] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def count(self, what: str, n: int = 1) -> None:
+        if n:
+            self.created[what] = self.created.get(what, 0) + n
+
+
+def seed_demo(*, password: str | None = None) -> SeedReport:
+    report = SeedReport()
+    with transaction.atomic():
+        clinics = {spec["code"]: _clinic(spec, report) for spec in CLINICS}
+        for name in DISPUTE_REASONS:
+            _, made = DisputeReason.objects.get_or_create(name=name)
+            report.count("dispute reasons", made)
+        users = {name: _user(name, spec, clinics, password, report)
+                 for name, spec in USERS.items()}
+        for clinic in clinics.values():
+            _catalogue(clinic, report)
+            _invoices(clinic, users, report)
+    return report
+
+
+def _clinic(spec: dict, report: SeedReport) -> Clinic:
+    clinic, made = Clinic.objects.get_or_create(code=spec["code"], defaults=spec)
+    report.count("clinics", made)
+    return clinic
+
+
+def _user(username, spec, clinics, password, report) -> User:
+    first, last, group, clinic_codes = spec
+    user, made = User.objects.get_or_create(
+        username=username,
+        defaults={"first_name": first, "last_name": last,
+                  "email": f"{username}@clinic.example", "is_staff": group is None,
+                  "is_superuser": group is None},
+    )
+    if made or password:
+        chosen = password or secrets.token_urlsafe(9)
+        if made or not user.check_password(chosen):
+            user.set_password(chosen)
+            user.save(update_fields=["password"])
+        if made:
+            report.passwords[username] = chosen
+    report.count("users", made)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    for code in clinic_codes:
+        clinics[code].members.add(user)
+    return user
+
+
+def _catalogue(clinic: Clinic, report: SeedReport) -> None:
+    vat, made = TaxRate.objects.get_or_create(clinic=clinic, name="VAT 5%",
+                                              defaults={"percentage": D("5")})
+    report.count("tax rates", made)
+    exempt, made = TaxRate.objects.get_or_create(clinic=clinic, name="Exempt",
+                                                 defaults={"percentage": D("0")})
+    report.count("tax rates", made)
+    for code, name, prices, taxed in SERVICES:
+        _, made = Service.objects.get_or_create(
+            clinic=clinic, code=code,
+            defaults={"name": name, "unit_price": D(prices[clinic.currency]),
+                      "tax_rate": vat if taxed else exempt},
+        )
+        report.count("services", made)
+    for name, kind, gateway in [("Cash", PaymentMethodKind.MANUAL, ""),
+                                ("Card terminal", PaymentMethodKind.MANUAL, ""),
+                                ("Bank transfer", PaymentMethodKind.MANUAL, ""),
+                                ("Online card", PaymentMethodKind.GATEWAY, "sandbox")]:
+        _, made = PaymentMethod.objects.get_or_create(
+            clinic=clinic, name=name, defaults={"kind": kind, "gateway": gateway}
+        )
+        report.count("payment methods", made)
+
+
+def _invoices(clinic: Clinic, users: dict[str, User], report: SeedReport) -> None:
+    if Invoice.objects.filter(clinic=clinic).exists():
+        return  # demo invoices were made on an earlier run
+    rng = random.Random(f"demo-{clinic.code}")  # noqa: S311 - demo data, not security
+    staff = [users["clerk"], users["clerk2"]] + (
+        [users["austin_clerk"]] if clinic.code == "AUSTIN" else []
+    )
+    accounts = []
+    for n, name in enumerate(PATIENTS[clinic.code], start=1):
+        account, made = Account.objects.get_or_create(
+            clinic=clinic, number=f"{clinic.code[:3]}-{n:05d}",
+            defaults={"name": name, "phone": f"+{rng.randint(10**9, 10**10 - 1)}"},
+        )
+        report.count("accounts", made)
+        accounts.append(account)
+    services = list(Service.objects.filter(clinic=clinic).select_related("tax_rate"))
+    methods = {m.name: m for m in PaymentMethod.objects.filter(clinic=clinic)}
+    today = timezone.now().date()
+
+    plan = [state for state, n in INVOICE_PLAN for _ in range(n)]
+    rng.shuffle(plan)
+    # issue oldest first so numbers follow issue dates
+    ages = sorted((rng.randint(1, 120) for _ in plan), reverse=True)
+    for state, age in zip(plan, ages, strict=True):
+        actor = rng.choice(staff)
+        lines = [LineInput(service=service, quantity=D(rng.choice(["1", "1", "1", "2", "3"])))
+                 for service in rng.sample(services, rng.randint(1, 4))]
+        invoice = invoice_create(clinic=clinic, account=rng.choice(accounts), lines=lines,
+                                 actor=actor)
+        report.count("invoices")
+        if state == "draft":
+            continue
+        issued_on = today - datetime.timedelta(days=age)
+        invoice = invoice_issue(invoice=invoice, actor=actor, issue_date=issued_on)
+        if state == "issued":
+            continue
+        method = methods[rng.choice(["Cash", "Card terminal", "Bank transfer", "Online card"])]
+        received = timezone.make_aware(
+            datetime.datetime.combine(issued_on, datetime.time(9 + rng.randint(0, 8), 15))
+        )
+        if state == "paid":
+            amount = invoice.balance_due
+        else:
+            share = D(rng.choice(["0.25", "0.4", "0.5", "0.6"]))
+            amount = max(quantum(clinic.currency), (invoice.total * share).quantize(
+                quantum(clinic.currency)))
+        reference = f"ch_demo_{rng.getrandbits(48):012x}" if method.is_gateway else (
+            f"RCPT-{rng.randint(10000, 99999)}" if method.name == "Cash" else ""
+        )
+        payment_record(invoice=invoice, method=method, amount=amount, actor=actor,
+                       reference=reference, received_at=received)
+        report.count("payments")

@@ -1,0 +1,234 @@
+"""Writes on the ledger. Each service locks the invoice row, checks every rule with a plain
+message, moves the state machine, saves and writes its audit event in one transaction."""
+
+import datetime
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from audit.services import audit_event_record
+
+from .access import ensure_can
+from .exceptions import BusinessRuleError
+from .models import (
+    Account,
+    Clinic,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    NumberSeries,
+    Payment,
+    PaymentMethod,
+    Service,
+    TaxRate,
+)
+from .money import ZERO, format_money, has_currency_places, line_amounts, minor_units
+from .numbering import number_take
+
+ACCOUNT_OF_OTHER_CLINIC = "That patient account belongs to another clinic."
+ACCOUNT_INACTIVE = "The account {account} is closed; reopen it before billing it."
+NO_LINES = "Add at least one line to the invoice."
+LINE_NO_DESCRIPTION = "Line {n}: enter a description."
+LINE_QUANTITY = "Line {n}: the quantity must be greater than zero, with at most 3 decimals."
+LINE_PRICE_NEGATIVE = "Line {n}: the unit price cannot be negative."
+LINE_PRICE_PLACES = "Line {n}: {currency} prices have at most {places} decimals."
+LINE_TAX_RATE = "Line {n}: choose a tax rate of this clinic."
+LINE_SERVICE = "Line {n}: choose a service of this clinic."
+ALREADY_ISSUED = "{invoice} is already issued."
+ISSUE_ZERO_TOTAL = "An invoice with a total of zero cannot be issued: add a line with a price."
+PAYMENT_ON_DRAFT = "Issue the invoice before recording a payment on it."
+PAYMENT_ON_CANCELLED = "{invoice} is cancelled: it accepts no payments."
+AMOUNT_NOT_POSITIVE = "Enter an amount greater than zero."
+AMOUNT_PLACES = "{currency} amounts have at most {places} decimals; {amount} has more."
+METHOD_OF_OTHER_CLINIC = "Choose a payment method of this clinic."
+METHOD_INACTIVE = "The payment method {method} is no longer in use; choose another."
+NOTHING_TO_PAY = "{invoice} has nothing left to pay."
+OVERPAYMENT = (
+    "A payment of {amount} is more than the balance due of {balance}. "
+    "Record at most the balance due."
+)
+PAYMENT_NOT_ALLOWED = "{invoice} cannot take a payment while it is {status}."
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """One line to bill: a catalogue service, or a free description with price and tax rate."""
+
+    quantity: Decimal
+    description: str = ""
+    unit_price: Decimal | None = None
+    tax_rate: TaxRate | None = None
+    service: Service | None = None
+
+
+def _lock_invoice(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice.pk)
+
+
+def _check_amount(amount: Decimal, currency: str) -> None:
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+        raise BusinessRuleError(AMOUNT_NOT_POSITIVE)
+    if not has_currency_places(amount, currency):
+        raise BusinessRuleError(
+            AMOUNT_PLACES.format(currency=currency, places=minor_units(currency), amount=amount)
+        )
+
+
+def _build_line(*, n: int, spec: LineInput, clinic: Clinic) -> InvoiceLine:
+    service = spec.service
+    if service is not None and service.clinic_id != clinic.pk:
+        raise BusinessRuleError(LINE_SERVICE.format(n=n))
+    description = (spec.description or (service.name if service else "")).strip()
+    unit_price = spec.unit_price if spec.unit_price is not None else (
+        service.unit_price if service else None
+    )
+    tax_rate = spec.tax_rate or (service.tax_rate if service else None)
+    quantity = spec.quantity
+    if not description:
+        raise BusinessRuleError(LINE_NO_DESCRIPTION.format(n=n))
+    if (
+        not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0
+        or quantity != quantity.quantize(Decimal("0.001"))
+    ):
+        raise BusinessRuleError(LINE_QUANTITY.format(n=n))
+    if not isinstance(unit_price, Decimal) or not unit_price.is_finite() or unit_price < 0:
+        raise BusinessRuleError(LINE_PRICE_NEGATIVE.format(n=n))
+    if not has_currency_places(unit_price, clinic.currency):
+        raise BusinessRuleError(LINE_PRICE_PLACES.format(
+            n=n, currency=clinic.currency, places=minor_units(clinic.currency)))
+    if tax_rate is None or tax_rate.clinic_id != clinic.pk:
+        raise BusinessRuleError(LINE_TAX_RATE.format(n=n))
+    net, tax, total = line_amounts(
+        quantity=quantity, unit_price=unit_price, rate=tax_rate.rate, currency=clinic.currency
+    )
+    return InvoiceLine(
+        position=n, service=service, description=description[:300], quantity=quantity,
+        unit_price=unit_price, tax_rate=tax_rate, tax_name=tax_rate.name,
+        tax_percentage=tax_rate.percentage, net=net, tax=tax, total=total,
+    )
+
+
+def invoice_create(
+    *,
+    clinic: Clinic,
+    account: Account,
+    lines: Sequence[LineInput],
+    actor,
+    issue: bool = False,
+    notes: str = "",
+    due_date: datetime.date | None = None,
+) -> Invoice:
+    """A draft invoice with its lines and totals (issued at once when `issue` is true)."""
+    ensure_can(actor=actor, clinic=clinic, permission="billing.add_invoice",
+               action="create invoices")
+    if account.clinic_id != clinic.pk:
+        raise BusinessRuleError(ACCOUNT_OF_OTHER_CLINIC)
+    if not account.is_active:
+        raise BusinessRuleError(ACCOUNT_INACTIVE.format(account=account))
+    if not lines:
+        raise BusinessRuleError(NO_LINES)
+    built = [_build_line(n=n, spec=spec, clinic=clinic) for n, spec in enumerate(lines, start=1)]
+
+    with transaction.atomic():
+        subtotal = sum((line.net for line in built), ZERO)
+        tax_amount = sum((line.tax for line in built), ZERO)
+        invoice = Invoice.objects.create(
+            clinic=clinic, account=account, currency=clinic.currency, notes=notes.strip(),
+            due_date=due_date, subtotal=subtotal, tax_amount=tax_amount,
+            total=subtotal + tax_amount, created_by=actor,
+        )
+        for line in built:
+            line.invoice = invoice
+        InvoiceLine.objects.bulk_create(built)
+        audit_event_record(
+            actor=actor, clinic=clinic, invoice=invoice, obj=invoice, action="invoice.created",
+            to_state=invoice.status, amount=invoice.total,
+        )
+        if issue:
+            invoice = invoice_issue(invoice=invoice, actor=actor)
+    return invoice
+
+
+def invoice_issue(
+    *, invoice: Invoice, actor, issue_date: datetime.date | None = None
+) -> Invoice:
+    """Give a draft its gapless number and make it payable."""
+    with transaction.atomic():
+        invoice = _lock_invoice(invoice)
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.issue_invoice",
+                   action="issue invoices")
+        if invoice.status != InvoiceStatus.DRAFT:
+            raise BusinessRuleError(ALREADY_ISSUED.format(invoice=invoice))
+        if not can_proceed(invoice.issue):
+            raise BusinessRuleError(ISSUE_ZERO_TOTAL)
+        from_state = invoice.status
+        invoice.sequence, invoice.number = number_take(
+            clinic=invoice.clinic, kind=NumberSeries.Kind.INVOICE
+        )
+        invoice.issue_date = issue_date or timezone.now().astimezone(
+            zoneinfo.ZoneInfo(invoice.clinic.timezone)
+        ).date()
+        invoice.issue()
+        invoice.save()
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=invoice,
+            action="invoice.issued", from_state=from_state, to_state=invoice.status,
+            amount=invoice.total, data={"number": invoice.number},
+        )
+    return invoice
+
+
+def payment_record(
+    *,
+    invoice: Invoice,
+    method: PaymentMethod,
+    amount: Decimal,
+    actor,
+    reference: str = "",
+    received_at: datetime.datetime | None = None,
+) -> Payment:
+    """Money received. Refused on drafts and cancelled invoices, and beyond the balance due."""
+    with transaction.atomic():
+        invoice = _lock_invoice(invoice)
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.record_payment",
+                   action="record payments")
+        if invoice.status == InvoiceStatus.DRAFT:
+            raise BusinessRuleError(PAYMENT_ON_DRAFT)
+        if invoice.status == InvoiceStatus.CANCELLED:
+            raise BusinessRuleError(PAYMENT_ON_CANCELLED.format(invoice=invoice))
+        _check_amount(amount, invoice.currency)
+        if method.clinic_id != invoice.clinic_id:
+            raise BusinessRuleError(METHOD_OF_OTHER_CLINIC)
+        if not method.is_active:
+            raise BusinessRuleError(METHOD_INACTIVE.format(method=method))
+        balance = invoice.balance_due
+        if balance <= 0:
+            raise BusinessRuleError(NOTHING_TO_PAY.format(invoice=invoice))
+        if amount > balance:
+            raise BusinessRuleError(OVERPAYMENT.format(
+                amount=format_money(amount, invoice.currency),
+                balance=format_money(balance, invoice.currency),
+            ))
+        if not can_proceed(invoice.settle):
+            raise BusinessRuleError(PAYMENT_NOT_ALLOWED.format(
+                invoice=invoice, status=invoice.get_status_display().lower()))
+
+        payment = Payment.objects.create(
+            invoice=invoice, method=method, amount=amount, reference=reference.strip(),
+            recorded_by=actor, received_at=received_at or timezone.now(),
+        )
+        from_state = invoice.status
+        invoice.amount_paid += amount
+        invoice.settle()
+        invoice.save()
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=payment,
+            action="payment.recorded", from_state=from_state, to_state=invoice.status,
+            amount=amount, data={"method": method.name, "reference": payment.reference},
+        )
+    return payment

@@ -1,0 +1,83 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from audit.selectors import audit_events_for_invoice
+
+from .exceptions import BusinessRuleError
+from .forms import InvoiceFilterForm, PaymentForm
+from .models import InvoiceStatus
+from .selectors import clinics_for_user, invoice_get_for_user, invoice_search, invoices_for_user
+from .services import payment_record
+
+PAGE_SIZE = 25
+
+
+@login_required
+def home(request):
+    open_invoices = invoices_for_user(user=request.user).filter(
+        status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID]
+    ).order_by("issue_date", "pk")
+    return render(request, "home.html", {
+        "clinics": clinics_for_user(user=request.user),
+        "open_invoices": open_invoices[:10],
+        "open_count": open_invoices.count(),
+        "drafts": invoices_for_user(user=request.user).filter(
+            status=InvoiceStatus.DRAFT, created_by=request.user
+        )[:10],
+    })
+
+
+@login_required
+def invoice_list(request):
+    form = InvoiceFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    invoices = invoice_search(
+        user=request.user,
+        search=filters.get("q") or "",
+        status=filters.get("status") or "",
+        date_from=filters.get("date_from"),
+        date_to=filters.get("date_to"),
+    )
+    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "billing/invoice_list.html", {
+        "form": form, "page": page, "query": query.urlencode(),
+    })
+
+
+@login_required
+def invoice_detail(request, pk):
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    return render(request, "billing/invoice_detail.html", {
+        "invoice": invoice,
+        "lines": invoice.lines.select_related("service"),
+        "payments": invoice.payments.select_related("method", "recorded_by"),
+        "history": audit_events_for_invoice(invoice=invoice),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_create(request, pk):
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    form = PaymentForm(request.POST or None, invoice=invoice)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment = payment_record(
+                invoice=invoice,
+                method=form.cleaned_data["method"],
+                amount=form.cleaned_data["amount"],
+                reference=form.cleaned_data["reference"],
+                received_at=form.cleaned_data["received_at"],
+                actor=request.user,
+            )
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"Payment of {invoice.money(payment.amount)} recorded.")
+            return redirect("billing:invoice_detail", pk=invoice.pk)
+    return render(request, "billing/payment_form.html", {"invoice": invoice, "form": form})

@@ -1,0 +1,11 @@
+"""Developer machine and demo: SQLite unless DATABASE_URL says otherwise, debug on."""
+
+from .base import *  # noqa: F403
+from .base import env, env_bool
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", "local-development-only-not-secret")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

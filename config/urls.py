@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from billing import views as billing_views
+
+admin.site.site_header = "Clinic billing administration"
+admin.site.site_title = "Clinic billing"
+
+urlpatterns = [
+    path("", billing_views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("billing/", include("billing.urls")),
+    path("admin/", admin.site.urls),
+]
