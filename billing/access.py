@@ -8,9 +8,13 @@ NOT_A_MEMBER = "You are not a member of {clinic}, so you cannot work on its invo
 NO_PERMISSION = "You do not have permission to {action}. Ask a billing administrator for access."
 
 
-def ensure_can(*, actor, clinic: Clinic, permission: str, action: str) -> None:
-    """Refuse unless the actor belongs to the clinic and holds the permission."""
+def ensure_member(*, actor, clinic: Clinic) -> None:
     if not is_member(user=actor, clinic=clinic):
         raise BusinessRuleError(NOT_A_MEMBER.format(clinic=clinic.name))
+
+
+def ensure_can(*, actor, clinic: Clinic, permission: str, action: str) -> None:
+    """Refuse unless the actor belongs to the clinic and holds the permission."""
+    ensure_member(actor=actor, clinic=clinic)
     if not actor.has_perm(permission):
         raise BusinessRuleError(NO_PERMISSION.format(action=action))

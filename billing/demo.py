@@ -101,6 +101,7 @@ def seed_demo(*, password: str | None = None) -> SeedReport:
         for clinic in clinics.values():
             _catalogue(clinic, report)
             _invoices(clinic, users, report)
+            _refund_scenarios(clinic, users, report)
     return report
 
 
@@ -209,3 +210,96 @@ def _invoices(clinic: Clinic, users: dict[str, User], report: SeedReport) -> Non
         payment_record(invoice=invoice, method=method, amount=amount, actor=actor,
                        reference=reference, received_at=received)
         report.count("payments")
+
+
+# Refunds, credits and cancellations: (story, how it is paid, what happens next)
+REFUND_SCENARIOS = [
+    ("cash, one line partly refunded, payout awaiting", ("Cash", "RCPT-"), "refund_line"),
+    ("cash, one line refunded and paid out", ("Cash", "RCPT-"), "refund_line_paid_out"),
+    ("card terminal, fully refunded and paid out", ("Card terminal", ""), "full_refund_paid_out"),
+    ("online card, fully refunded through the gateway", ("Online card", "ch_demo_"), "full_refund"),
+    ("online card, gateway refund declined", ("Online card", "fail_demo_"), "full_refund"),
+    ("online card, gateway refund still pending", ("Online card", "pending_demo_"), "full_refund"),
+    ("mostly paid in cash, largest line credited beyond the balance", ("Cash", "part"),
+     "credit_largest"),
+    ("unpaid, one line credited", (None, ""), "credit_line"),
+    ("unpaid, every line credited", (None, ""), "credit_all"),
+    ("unpaid, cancelled", (None, ""), "cancel"),
+    ("unpaid, cancelled after a partial credit", (None, ""), "credit_then_cancel"),
+]
+
+
+def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport) -> None:
+    from refunds.models import CreditNote
+    from refunds.services import (
+        credit_note_create,
+        invoice_cancel,
+        invoice_refund,
+        refund_mark_paid_out,
+    )
+
+    if CreditNote.objects.filter(clinic=clinic).exists():
+        return  # made on an earlier run
+    rng = random.Random(f"demo-refunds-{clinic.code}")  # noqa: S311 - demo data
+    actor = users["clerk"]
+    accounts = list(Account.objects.filter(clinic=clinic).order_by("number"))
+    services = list(Service.objects.filter(clinic=clinic).order_by("code"))
+    reasons = list(DisputeReason.objects.filter(name__in=DISPUTE_REASONS).order_by("name"))
+    today = timezone.now().date()
+    for n, (_story, (method_name, reference), outcome) in enumerate(REFUND_SCENARIOS):
+        lines = [LineInput(service=service, quantity=D("1"))
+                 for service in rng.sample(services, 3)]
+        invoice = invoice_create(clinic=clinic, account=accounts[n % len(accounts)],
+                                 lines=lines, actor=actor)
+        invoice = invoice_issue(invoice=invoice, actor=actor,
+                                issue_date=today - datetime.timedelta(days=20 - n))
+        report.count("invoices")
+        if method_name:
+            method = PaymentMethod.objects.get(clinic=clinic, name=method_name)
+            amount = invoice.total
+            if reference == "part":
+                amount = (invoice.total * D("0.8")).quantize(quantum(clinic.currency))
+                reference = ""
+            payment_record(
+                invoice=invoice, method=method, amount=amount, actor=actor,
+                reference=f"{reference}{rng.getrandbits(40):010x}" if reference else "",
+            )
+            report.count("payments")
+        first_line = invoice.lines.order_by("position").first()
+        reason = reasons[n % len(reasons)]
+        if outcome in ("refund_line", "refund_line_paid_out"):
+            note = credit_note_create(
+                invoice=invoice, lines=[(first_line, (first_line.net / 2).quantize(
+                    quantum(clinic.currency)))],
+                dispute_reason=reason, actor=actor, remarks="Part of the visit was not done.")
+        elif outcome in ("full_refund", "full_refund_paid_out"):
+            note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=actor,
+                                  remarks="Patient asked for a refund.")
+        elif outcome == "credit_largest":
+            largest = invoice.lines.order_by("-total").first()
+            note = credit_note_create(invoice=invoice, lines=[(largest, None)],
+                                      dispute_reason=reason, actor=actor,
+                                      remarks="Charged at the wrong rate.")
+        elif outcome == "credit_line":
+            note = credit_note_create(invoice=invoice, lines=[(first_line, None)],
+                                      dispute_reason=reason, actor=actor,
+                                      remarks="Service not provided.")
+        elif outcome == "credit_all":
+            note = credit_note_create(invoice=invoice,
+                                      lines=[(line, None) for line in invoice.lines.all()],
+                                      dispute_reason=reason, actor=actor,
+                                      remarks="Covered by the clinic's goodwill policy.")
+        elif outcome == "credit_then_cancel":
+            credit_note_create(invoice=invoice, lines=[(first_line, None)],
+                               dispute_reason=reason, actor=actor, remarks="Billed twice.")
+            note = invoice_cancel(invoice=invoice, actor=actor,
+                                  remarks="Visit cancelled by the patient.")
+            report.count("credit notes")
+        else:
+            note = invoice_cancel(invoice=invoice, actor=actor,
+                                  remarks="Invoice raised for the wrong patient.")
+        report.count("credit notes")
+        if outcome.endswith("_paid_out"):
+            for refund in note.refunds.all():
+                refund_mark_paid_out(refund=refund, actor=actor,
+                                     remarks="Paid back at the front desk.")

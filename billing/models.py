@@ -353,6 +353,28 @@ class Invoice(FSMModelMixin, models.Model):
         """After a payment: fully paid once nothing is left to pay."""
         return InvoiceStatus.PAID if self.balance_due == 0 else InvoiceStatus.PARTIALLY_PAID
 
+    @transition(field=status,
+                source=[InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID,
+                        InvoiceStatus.PARTIALLY_REFUNDED],
+                target=RETURN_VALUE(InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID,
+                                    InvoiceStatus.PAID, InvoiceStatus.PARTIALLY_REFUNDED,
+                                    InvoiceStatus.REFUNDED, InvoiceStatus.CREDITED),
+                custom={"admin": False})
+    def apply_credit(self):
+        """After a credit note: where its credits and refunds leave the invoice."""
+        if self.amount_refunded > 0:
+            if self.amount_credited == self.total:
+                return InvoiceStatus.REFUNDED
+            return InvoiceStatus.PARTIALLY_REFUNDED
+        if self.balance_due == 0:
+            return InvoiceStatus.PAID if self.amount_paid > 0 else InvoiceStatus.CREDITED
+        return InvoiceStatus.PARTIALLY_PAID if self.amount_paid > 0 else InvoiceStatus.ISSUED
+
+    @transition(field=status, source=InvoiceStatus.ISSUED, target=InvoiceStatus.CANCELLED,
+                conditions=[lambda inv: inv.net_paid == 0], custom={"admin": False})
+    def cancel(self):
+        pass
+
 
 class InvoiceLine(models.Model):
     """One billed item. Its tax rate is a snapshot, so later rate changes never alter it.

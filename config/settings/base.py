@@ -140,3 +140,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# Refund gateways: code (PaymentMethod.gateway) -> adapter class.
+REFUND_GATEWAYS = {
+    "sandbox": "refunds.gateways.sandbox.SandboxGateway",
+    "stripe": "refunds.gateways.stripe.StripeGateway",
+}
+# The Stripe adapter (refunds through Stripe's official SDK).
+STRIPE_API_KEY = env("STRIPE_API_KEY", "")
+STRIPE_API_BASE = env("STRIPE_API_BASE", "")  # only to point at a stand-in in tests
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)

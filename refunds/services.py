@@ -1,0 +1,355 @@
+"""Credit notes, refunds and cancellation: one engine every screen and the API call.
+
+Each write locks the invoice, then its payments (always in that order), checks every cap with a
+plain message, writes the credit note, its lines, refunds and running totals, moves the state
+machines and writes the audit events in one transaction. Gateways are called only after commit,
+never while a lock is held."""
+
+import datetime
+import logging
+from collections.abc import Sequence
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import audit_context
+from audit.services import audit_event_record
+from billing.access import ensure_can, ensure_member
+from billing.exceptions import BusinessRuleError
+from billing.models import DisputeReason, Invoice, InvoiceStatus, NumberSeries, Payment
+from billing.money import format_money
+from billing.numbering import number_take
+
+from .breakdown import Breakdown, breakdown_compute
+from .gateways import GatewayUnavailable, UnknownGateway, gateway_for
+from .models import CreditNote, CreditNoteKind, CreditNoteLine, Refund, RefundStatus
+
+logger = logging.getLogger(__name__)
+
+CANCELLATION_REASON = "Invoice cancelled"
+
+REASON_REQUIRED = "Choose a dispute reason."
+REASON_INACTIVE = "The dispute reason “{reason}” is no longer in use: choose another."
+NOTHING_PAID = (
+    "Nothing paid on {invoice} is left to refund. To reduce what is owed, credit its lines instead."
+)
+NOTHING_LEFT = "{invoice} is already fully credited: nothing is left to refund or credit."
+CANCEL_DRAFT = "A draft has no number and is not cancelled: discard it instead."
+CANCEL_ALREADY = "{invoice} is already cancelled."
+CANCEL_PAID = (
+    "{amount} paid on {invoice} has not been refunded. Refund it first, then cancel the invoice."
+)
+CANCEL_NOTHING_LEFT = "{invoice} is already fully credited: there is nothing left to cancel."
+CANCEL_REMARKS = "Say why the invoice is cancelled."
+RETRY_NOT_FAILED = "Only a failed gateway refund can be retried; this one is {status}."
+PAYOUT_NOT_AWAITING = "Only a refund awaiting payout can be marked paid out; this one is {status}."
+
+
+def _lock(invoice: Invoice) -> tuple[Invoice, list[Payment]]:
+    """Lock the invoice row, then its payments, in that fixed order."""
+    locked = Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice.pk)
+    payments = list(
+        Payment.objects.filter(invoice=locked).select_related("method")
+        .order_by("pk").select_for_update(of=("self",))
+    )
+    return locked, payments
+
+
+def _check_reason(reason: DisputeReason | None) -> DisputeReason:
+    if reason is None:
+        raise BusinessRuleError(REASON_REQUIRED)
+    if not reason.is_active:
+        raise BusinessRuleError(REASON_INACTIVE.format(reason=reason.name))
+    return reason
+
+
+def _plan(invoice: Invoice, payments: list[Payment], lines, payment) -> Breakdown:
+    return breakdown_compute(
+        invoice=invoice,
+        invoice_lines=invoice.lines.all(),
+        payments=payments,
+        requested=list(lines),
+        payment=payment,
+    )
+
+
+def _ensure_may_execute(*, actor, invoice: Invoice, breakdown: Breakdown, kind: str) -> None:
+    if kind == CreditNoteKind.CANCELLATION:
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.cancel_invoice",
+                   action="cancel invoices")
+    elif breakdown.post_payment > 0:
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
+                   action="refund invoices")
+    else:
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.credit_invoice",
+                   action="credit invoice lines")
+
+
+def credit_note_preview(
+    *,
+    invoice: Invoice,
+    lines: Sequence[tuple],
+    actor,
+    payment: Payment | None = None,
+) -> Breakdown:
+    """The breakdown staff confirm before anything happens. Writes nothing, locks nothing."""
+    invoice = Invoice.objects.select_related("clinic").get(pk=invoice.pk)
+    ensure_member(actor=actor, clinic=invoice.clinic)
+    payments = list(invoice.payments.select_related("method").order_by("pk"))
+    breakdown = _plan(invoice, payments, lines, payment)
+    _ensure_may_execute(actor=actor, invoice=invoice, breakdown=breakdown, kind="")
+    return breakdown
+
+
+def credit_note_create(
+    *,
+    invoice: Invoice,
+    lines: Sequence[tuple],
+    dispute_reason: DisputeReason | None,
+    actor,
+    payment: Payment | None = None,
+    remarks: str = "",
+) -> CreditNote:
+    """Credit the chosen lines (amount without tax, None = all that remains). The part beyond
+    the balance due is refunded: to `payment` first, then to the latest payments."""
+    _check_reason(dispute_reason)
+    with transaction.atomic():
+        locked, payments = _lock(invoice)
+        ensure_member(actor=actor, clinic=locked.clinic)
+        breakdown = _plan(locked, payments, lines, payment)
+        kind = CreditNoteKind.REFUND if breakdown.post_payment > 0 else CreditNoteKind.CREDIT
+        _ensure_may_execute(actor=actor, invoice=locked, breakdown=breakdown, kind=kind)
+        return _issue(invoice=locked, breakdown=breakdown, kind=kind,
+                      reason=dispute_reason, remarks=remarks, actor=actor)
+
+
+def invoice_refund(
+    *,
+    invoice: Invoice,
+    dispute_reason: DisputeReason | None,
+    actor,
+    payment: Payment | None = None,
+    remarks: str = "",
+) -> CreditNote:
+    """The full refund: a credit note for everything still creditable on a paid invoice."""
+    _check_reason(dispute_reason)
+    with transaction.atomic():
+        locked, payments = _lock(invoice)
+        ensure_member(actor=actor, clinic=locked.clinic)
+        remaining = [(line, None) for line in locked.lines.all() if line.creditable_net > 0]
+        if locked.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
+            if not remaining:
+                raise BusinessRuleError(NOTHING_LEFT.format(invoice=locked))
+            if locked.net_paid <= 0:
+                raise BusinessRuleError(NOTHING_PAID.format(invoice=locked))
+        breakdown = _plan(locked, payments, remaining, payment)
+        _ensure_may_execute(actor=actor, invoice=locked, breakdown=breakdown,
+                            kind=CreditNoteKind.REFUND)
+        return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.REFUND,
+                      reason=dispute_reason, remarks=remarks, actor=actor)
+
+
+def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
+                   dispute_reason: DisputeReason | None = None) -> CreditNote:
+    """Void an issued invoice: a cancellation credit note for the balance, then `cancelled`.
+    Refused while money paid on it has not been refunded."""
+    remarks = (remarks or "").strip()
+    with transaction.atomic():
+        locked, payments = _lock(invoice)
+        ensure_can(actor=actor, clinic=locked.clinic, permission="billing.cancel_invoice",
+                   action="cancel invoices")
+        if locked.status == InvoiceStatus.DRAFT:
+            raise BusinessRuleError(CANCEL_DRAFT)
+        if locked.status == InvoiceStatus.CANCELLED:
+            raise BusinessRuleError(CANCEL_ALREADY.format(invoice=locked))
+        if locked.net_paid > 0:
+            raise BusinessRuleError(CANCEL_PAID.format(
+                amount=format_money(locked.net_paid, locked.currency), invoice=locked))
+        remaining = [(line, None) for line in locked.lines.all() if line.creditable_net > 0]
+        if not remaining or locked.balance_due <= 0:
+            raise BusinessRuleError(CANCEL_NOTHING_LEFT.format(invoice=locked))
+        if not remarks:
+            raise BusinessRuleError(CANCEL_REMARKS)
+        if dispute_reason is None:
+            dispute_reason, _ = DisputeReason.objects.get_or_create(name=CANCELLATION_REASON)
+        breakdown = _plan(locked, payments, remaining, None)
+        return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.CANCELLATION,
+                      reason=_check_reason(dispute_reason), remarks=remarks, actor=actor)
+
+
+def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: DisputeReason,
+           remarks: str, actor) -> CreditNote:
+    """Write a planned credit note; the caller holds the locks and has checked permission."""
+    remarks = (remarks or "").strip()
+    now = timezone.now()
+    sequence, number = number_take(clinic=invoice.clinic, kind=NumberSeries.Kind.CREDIT_NOTE)
+    note = CreditNote.objects.create(
+        clinic=invoice.clinic, invoice=invoice, account_id=invoice.account_id,
+        currency=invoice.currency, number=number, sequence=sequence, kind=kind,
+        subtotal=breakdown.subtotal, tax_amount=breakdown.tax_amount, amount=breakdown.total,
+        amount_applied=breakdown.pre_payment, amount_unapplied=breakdown.post_payment,
+        is_credit=breakdown.post_payment == 0, description=remarks, dispute_reason=reason,
+        created_by=actor, issued_at=now,
+    )
+    CreditNoteLine.objects.bulk_create([
+        CreditNoteLine(credit_note=note, invoice_line=part.invoice_line, net=part.net,
+                       tax=part.tax, total=part.total)
+        for part in breakdown.lines
+    ])
+    for part in breakdown.lines:
+        line = part.invoice_line
+        line.credited_net += part.net
+        line.credited_tax += part.tax
+        line.save(update_fields=["credited_net", "credited_tax"])
+
+    refunds = []
+    for part in breakdown.refunds:
+        paid = part.payment
+        paid.amount_refunded += part.amount
+        paid.save(update_fields=["amount_refunded"])
+        method = paid.method
+        refunds.append(Refund.objects.create(
+            invoice=invoice, credit_note=note, payment=paid, amount=part.amount,
+            currency=invoice.currency, method_name=method.name,
+            gateway=method.gateway if method.is_gateway else "",
+            status=RefundStatus.PENDING if method.is_gateway else RefundStatus.AWAITING_PAYOUT,
+            created_by=actor,
+        ))
+
+    from_state = invoice.status
+    invoice.amount_credited += breakdown.total
+    invoice.amount_refunded += breakdown.post_payment
+    if kind == CreditNoteKind.CANCELLATION:
+        invoice.cancel()
+    else:
+        invoice.apply_credit()
+    invoice.save()
+
+    audit_event_record(
+        actor=actor, clinic=invoice.clinic, invoice=invoice, obj=note,
+        action="invoice.cancelled" if kind == CreditNoteKind.CANCELLATION
+        else "credit_note.issued",
+        from_state=from_state, to_state=invoice.status, amount=note.amount, remarks=remarks,
+        data={"number": note.number, "kind": kind, "reason": reason.name,
+              "applied": str(note.amount_applied), "refunded": str(note.amount_unapplied),
+              "lines": [{"line": p.invoice_line.pk, "net": str(p.net), "tax": str(p.tax)}
+                        for p in breakdown.lines]},
+    )
+    for refund in refunds:
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
+            action="refund.created", to_state=refund.status, amount=refund.amount,
+            data={"payment": refund.payment_id, "method": refund.method_name,
+                  "credit_note": note.number},
+        )
+        if refund.is_gateway:
+            transaction.on_commit(partial(refund_send, refund_id=refund.pk))
+    return note
+
+
+def refund_send(*, refund_id: int) -> Refund:
+    """Send a pending gateway refund and record the answer. Called after commit (and by
+    reconcile_refunds): no lock is held during the call, and the refund's idempotency key
+    makes a repeated call harmless."""
+    refund = Refund.objects.select_related("payment__method").get(pk=refund_id)
+    if refund.status != RefundStatus.PENDING:
+        return refund
+    try:
+        adapter = gateway_for(refund.gateway)
+        result = adapter.refund(payment=refund.payment, amount=refund.amount,
+                                currency=refund.currency,
+                                idempotency_key=str(refund.idempotency_key))
+    except (GatewayUnavailable, UnknownGateway) as error:
+        logger.warning("Refund %s stays pending: %s", refund.pk, error)
+        return refund
+    with audit_context(client=f"gateway:{refund.gateway}"):
+        return _record_gateway_result(refund_id=refund.pk, result=result)
+
+
+def _record_gateway_result(*, refund_id: int, result) -> Refund:
+    with transaction.atomic():
+        invoice_id = Refund.objects.values_list("invoice_id", flat=True).get(pk=refund_id)
+        invoice = Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice_id)
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        refund.attempts += 1
+        if refund.status != RefundStatus.PENDING or result.status == "pending":
+            if result.reference and not refund.gateway_reference:
+                refund.gateway_reference = result.reference
+            refund.save(update_fields=["attempts", "gateway_reference", "updated_at"])
+            return refund
+        from_state = refund.status
+        refund.gateway_reference = result.reference or refund.gateway_reference
+        if result.status == "succeeded":
+            refund.succeed()
+            refund.failure_reason = ""
+            refund.completed_at = timezone.now()
+        else:
+            refund.fail()
+            refund.failure_reason = (result.failure_reason or "The gateway declined the refund.")[
+                :300]
+        refund.save()
+        audit_event_record(
+            actor=None, clinic=invoice.clinic, invoice=invoice, obj=refund,
+            action=f"refund.{refund.status}", from_state=from_state, to_state=refund.status,
+            amount=refund.amount, remarks=refund.failure_reason,
+            data={"gateway": refund.gateway, "reference": refund.gateway_reference},
+        )
+    return refund
+
+
+def refund_retry(*, refund: Refund, actor) -> Refund:
+    """Send a failed gateway refund again, with the same idempotency key."""
+    with transaction.atomic():
+        invoice, _ = _lock(refund.invoice)
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
+                   action="refund invoices")
+        if refund.status != RefundStatus.FAILED:
+            raise BusinessRuleError(RETRY_NOT_FAILED.format(
+                status=refund.get_status_display().lower()))
+        from_state = refund.status
+        refund.retry()
+        refund.save()
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
+            action="refund.retried", from_state=from_state, to_state=refund.status,
+            amount=refund.amount,
+        )
+        transaction.on_commit(partial(refund_send, refund_id=refund.pk))
+    return refund
+
+
+def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
+    """Staff paid a manual refund back outside the system (cash, transfer…)."""
+    with transaction.atomic():
+        invoice, _ = _lock(refund.invoice)
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
+                   action="refund invoices")
+        if refund.status != RefundStatus.AWAITING_PAYOUT:
+            raise BusinessRuleError(PAYOUT_NOT_AWAITING.format(
+                status=refund.get_status_display().lower()))
+        from_state = refund.status
+        refund.mark_paid_out()
+        refund.paid_out_by = actor
+        refund.completed_at = timezone.now()
+        refund.save()
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
+            action="refund.paid_out", from_state=from_state, to_state=refund.status,
+            amount=refund.amount, remarks=(remarks or "").strip(),
+        )
+    return refund
+
+
+def refunds_reconcile(*, older_than_seconds: int = 60) -> dict[str, int]:
+    """Send again every gateway refund left pending (e.g. by a crash between commit and call)."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
+    counts: dict[str, int] = {}
+    pending = Refund.objects.filter(status=RefundStatus.PENDING, created_at__lte=cutoff)
+    for refund_id in pending.order_by("pk").values_list("pk", flat=True):
+        status = refund_send(refund_id=refund_id).status
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
