@@ -40,6 +40,7 @@ LINE_PRICE_PLACES = "Line {n}: {currency} prices have at most {places} decimals.
 LINE_TAX_RATE = "Line {n}: choose a tax rate of this clinic."
 LINE_SERVICE = "Line {n}: choose a service of this clinic."
 ALREADY_ISSUED = "{invoice} is already issued."
+DISCARD_NOT_DRAFT = "{invoice} is issued: it cannot be discarded. Cancel it instead."
 ISSUE_ZERO_TOTAL = "An invoice with a total of zero cannot be issued: add a line with a price."
 PAYMENT_ON_DRAFT = "Issue the invoice before recording a payment on it."
 PAYMENT_ON_CANCELLED = "{invoice} is cancelled: it accepts no payments."
@@ -181,6 +182,24 @@ def invoice_issue(
             amount=invoice.total, data={"number": invoice.number},
         )
     return invoice
+
+
+def invoice_discard(*, invoice: Invoice, actor) -> None:
+    """Throw away a draft. It has no number, so nothing in the ledger refers to it; its history
+    stays in the audit log."""
+    with transaction.atomic():
+        invoice = _lock_invoice(invoice)
+        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.add_invoice",
+                   action="discard draft invoices")
+        if invoice.status != InvoiceStatus.DRAFT:
+            raise BusinessRuleError(DISCARD_NOT_DRAFT.format(invoice=invoice))
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=invoice,
+            action="invoice.discarded", from_state=invoice.status, amount=invoice.total,
+            data={"account": invoice.account.number, "lines": invoice.lines.count()},
+        )
+        invoice.lines.all().delete()
+        invoice.delete()
 
 
 def payment_record(

@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from audit.selectors import audit_events_for_invoice
+from refunds.selectors import credit_notes_for_invoice, line_credit_summary, refunds_for_invoice
 
 from .exceptions import BusinessRuleError
 from .forms import InvoiceFilterForm, PaymentForm
@@ -52,9 +53,15 @@ def invoice_list(request):
 @login_required
 def invoice_detail(request, pk):
     invoice = invoice_get_for_user(user=request.user, pk=pk)
+    credits = line_credit_summary(invoice=invoice)
+    lines = list(invoice.lines.all())
+    for line in lines:
+        line.credit_summary = credits.get(line.pk, [])
     return render(request, "billing/invoice_detail.html", {
         "invoice": invoice,
-        "lines": invoice.lines.select_related("service"),
+        "lines": lines,
+        "credit_notes": credit_notes_for_invoice(invoice=invoice),
+        "refunds": refunds_for_invoice(invoice=invoice),
         "payments": invoice.payments.select_related("method", "recorded_by"),
         "history": audit_events_for_invoice(invoice=invoice),
     })

@@ -1,11 +1,18 @@
 """Personas used across the tests: `clerk` and `approver` belong to the clinic, `outsider`
 is billing staff of another clinic."""
 
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
 from django.db import connection
 
+from audit.models import AuditEvent
+from billing.exceptions import BusinessRuleError
+from billing.models import Invoice, InvoiceLine, NumberSeries, Payment
+from billing.roles import ROLE_PERMISSIONS, grant_role_permissions
 from billing.services import LineInput, invoice_create, payment_record
 
 from .factories import (
@@ -37,17 +44,25 @@ def other_clinic(db):
 
 
 @pytest.fixture
-def clerk(clinic):
+def roles(db):
+    """The role groups the migrations create. A transactional test empties the database when it
+    ends (migration data included), so later ones get the groups back from here."""
+    if Group.objects.filter(name__in=ROLE_PERMISSIONS).count() != len(ROLE_PERMISSIONS):
+        grant_role_permissions(django_apps, ROLE_PERMISSIONS)
+
+
+@pytest.fixture
+def clerk(clinic, roles):
     return clerk_factory(username="clerk", clinics=[clinic])
 
 
 @pytest.fixture
-def approver(clinic):
+def approver(clinic, roles):
     return approver_factory(username="approver", clinics=[clinic])
 
 
 @pytest.fixture
-def outsider(other_clinic):
+def outsider(other_clinic, roles):
     return clerk_factory(username="outsider", clinics=[other_clinic])
 
 
@@ -94,3 +109,46 @@ def pay(clerk, cash):
                               actor=actor or clerk, reference=reference)
 
     return pay
+
+
+def ledger_state():
+    """Everything a refused service call must leave as it was: row counts, every invoice's
+    status, number and amounts, every number series, and the audit trail."""
+    from refunds.models import CreditNote, CreditNoteLine, Refund
+
+    return {
+        "counts": {model.__name__: model.objects.count()
+                   for model in (Invoice, InvoiceLine, Payment, NumberSeries, AuditEvent,
+                                 CreditNote, CreditNoteLine, Refund)},
+        "lines": list(InvoiceLine.objects.order_by("pk").values_list(
+            "pk", "credited_net", "credited_tax")),
+        "payments": list(Payment.objects.order_by("pk").values_list("pk", "amount_refunded")),
+        "refunds": list(Refund.objects.order_by("pk").values_list("pk", "status", "attempts")),
+        "invoices": list(Invoice.objects.order_by("pk").values_list(
+            "pk", "status", "number", "sequence", "issue_date", "subtotal", "tax_amount", "total",
+            "amount_paid", "amount_refunded", "amount_credited")),
+        "series": list(NumberSeries.objects.order_by("pk").values_list("pk", "last_value")),
+        "last_event": AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first(),
+    }
+
+
+@pytest.fixture
+def refused(db):
+    """with refused(MESSAGE): ... → the block raises BusinessRuleError with exactly MESSAGE
+    and the database is left unchanged."""
+
+    @contextmanager
+    def refused(message):
+        before = ledger_state()
+        with pytest.raises(BusinessRuleError) as excinfo:
+            yield excinfo
+        assert excinfo.value.message == message
+        assert ledger_state() == before
+
+    return refused
+
+
+def pytest_configure(config):
+    # WhiteNoise warns on every test client request that `collectstatic` has not been run;
+    # the tests do not serve static files.
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
