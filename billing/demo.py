@@ -6,6 +6,7 @@ import random
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
@@ -102,6 +103,7 @@ def seed_demo(*, password: str | None = None) -> SeedReport:
             _catalogue(clinic, report)
             _invoices(clinic, users, report)
             _refund_scenarios(clinic, users, report)
+            _request_scenarios(clinic, users, report)
     return report
 
 
@@ -242,6 +244,7 @@ def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport
         return  # made on an earlier run
     rng = random.Random(f"demo-refunds-{clinic.code}")  # noqa: S311 - demo data
     actor = users["clerk"]
+    approve = partial(_approved, clinic=clinic, requester=actor, approver=users["approver"])
     accounts = list(Account.objects.filter(clinic=clinic).order_by("number"))
     services = list(Service.objects.filter(clinic=clinic).order_by("code"))
     reasons = list(DisputeReason.objects.filter(name__in=DISPUTE_REASONS).order_by("name"))
@@ -267,39 +270,139 @@ def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport
             report.count("payments")
         first_line = invoice.lines.order_by("position").first()
         reason = reasons[n % len(reasons)]
+        kind = "cancellation" if "cancel" in outcome else "refund"
+        if outcome == "credit_then_cancel":
+            credit_note_create(invoice=invoice, lines=[(first_line, None)],
+                               dispute_reason=reason, actor=actor, remarks="Billed twice.",
+                               request=approve(invoice, "refund", "Billed twice."))
+            report.count("credit notes")
+        request = approve(invoice, kind, _STORIES[outcome])
         if outcome in ("refund_line", "refund_line_paid_out"):
             note = credit_note_create(
                 invoice=invoice, lines=[(first_line, (first_line.net / 2).quantize(
                     quantum(clinic.currency)))],
-                dispute_reason=reason, actor=actor, remarks="Part of the visit was not done.")
+                dispute_reason=reason, actor=actor, remarks="Part of the visit was not done.",
+                request=request)
         elif outcome in ("full_refund", "full_refund_paid_out"):
             note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=actor,
-                                  remarks="Patient asked for a refund.")
+                                  remarks="Patient asked for a refund.", request=request)
         elif outcome == "credit_largest":
             largest = invoice.lines.order_by("-total").first()
             note = credit_note_create(invoice=invoice, lines=[(largest, None)],
                                       dispute_reason=reason, actor=actor,
-                                      remarks="Charged at the wrong rate.")
+                                      remarks="Charged at the wrong rate.", request=request)
         elif outcome == "credit_line":
             note = credit_note_create(invoice=invoice, lines=[(first_line, None)],
                                       dispute_reason=reason, actor=actor,
-                                      remarks="Service not provided.")
+                                      remarks="Service not provided.", request=request)
         elif outcome == "credit_all":
             note = credit_note_create(invoice=invoice,
                                       lines=[(line, None) for line in invoice.lines.all()],
                                       dispute_reason=reason, actor=actor,
-                                      remarks="Covered by the clinic's goodwill policy.")
+                                      remarks="Covered by the clinic's goodwill policy.",
+                                      request=request)
         elif outcome == "credit_then_cancel":
-            credit_note_create(invoice=invoice, lines=[(first_line, None)],
-                               dispute_reason=reason, actor=actor, remarks="Billed twice.")
             note = invoice_cancel(invoice=invoice, actor=actor,
-                                  remarks="Visit cancelled by the patient.")
-            report.count("credit notes")
+                                  remarks="Visit cancelled by the patient.", request=request)
         else:
             note = invoice_cancel(invoice=invoice, actor=actor,
-                                  remarks="Invoice raised for the wrong patient.")
+                                  remarks="Invoice raised for the wrong patient.",
+                                  request=request)
         report.count("credit notes")
         if outcome.endswith("_paid_out"):
             for refund in note.refunds.all():
                 refund_mark_paid_out(refund=refund, actor=actor,
                                      remarks="Paid back at the front desk.")
+
+
+_STORIES = {
+    "refund_line": "Part of the visit was not done; refund that part.",
+    "refund_line_paid_out": "Part of the visit was not done; refund that part.",
+    "full_refund": "Patient asked for a full refund.",
+    "full_refund_paid_out": "Patient asked for a full refund.",
+    "credit_largest": "Charged at the wrong rate.",
+    "credit_line": "Service not provided.",
+    "credit_all": "Covered by the clinic's goodwill policy.",
+    "cancel": "Invoice raised for the wrong patient.",
+    "credit_then_cancel": "Visit cancelled by the patient.",
+}
+
+
+def _approved(invoice, kind, remarks, *, clinic, requester, approver):
+    """In a clinic that needs approval: the request, approved by someone else. None if direct."""
+    from approvals.services import (
+        cancellation_request_create,
+        refund_request_create,
+        request_approve,
+    )
+
+    policy = clinic.refund_policy if kind == "refund" else clinic.cancellation_policy
+    if policy == Policy.DIRECT:
+        return None
+    create = refund_request_create if kind == "refund" else cancellation_request_create
+    request = create(invoice=invoice, remarks=remarks, actor=requester)
+    return request_approve(request=request, actor=approver, remarks="Checked with the patient.")
+
+
+# Requests still open or turned down, on invoices of their own: (kind, status, requester, story)
+REQUEST_SCENARIOS = [
+    ("refund", "requested", "clerk", "Patient was charged twice for the blood test."),
+    ("refund", "requested", "clerk2", "X-ray repeated because of a technical fault."),
+    ("cancellation", "requested", "clerk2", "Appointment was booked for the wrong patient."),
+    ("refund", "approved", "clerk", "Insurance covered the consultation after all."),
+    ("cancellation", "approved", "clerk", "Visit did not take place."),
+    ("refund", "rejected", "clerk2", "Patient unhappy with waiting time."),
+    ("cancellation", "rejected", "clerk", "Patient wants to pay later."),
+    ("refund", "withdrawn", "clerk2", "Refund of the dressing — patient found the receipt."),
+]
+
+
+def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport) -> None:
+    from approvals.models import FinancialRequest
+    from approvals.services import (
+        cancellation_request_create,
+        refund_request_create,
+        request_approve,
+        request_reject,
+        request_withdraw,
+    )
+
+    if clinic.refund_policy == Policy.DIRECT and clinic.cancellation_policy == Policy.DIRECT:
+        return
+    if FinancialRequest.objects.filter(
+        clinic=clinic, status__in=["requested", "rejected", "withdrawn"]
+    ).exists():
+        return  # made on an earlier run
+    rng = random.Random(f"demo-requests-{clinic.code}")  # noqa: S311 - demo data
+    accounts = list(Account.objects.filter(clinic=clinic).order_by("-number"))
+    services = list(Service.objects.filter(clinic=clinic).order_by("code"))
+    cash = PaymentMethod.objects.get(clinic=clinic, name="Cash")
+    approver = users["approver"]
+    today = timezone.now().date()
+    for n, (kind, status, requester_name, story) in enumerate(REQUEST_SCENARIOS):
+        requester = users[requester_name]
+        invoice = invoice_create(
+            clinic=clinic, account=accounts[n % len(accounts)], actor=requester,
+            lines=[LineInput(service=s, quantity=D("1")) for s in rng.sample(services, 2)],
+        )
+        invoice = invoice_issue(invoice=invoice, actor=requester,
+                                issue_date=today - datetime.timedelta(days=8 - n))
+        report.count("invoices")
+        if kind == "refund":
+            payment_record(invoice=invoice, method=cash, amount=invoice.total, actor=requester,
+                           reference=f"RCPT-{rng.randint(10000, 99999)}")
+            report.count("payments")
+            line = invoice.lines.order_by("position").first()
+            request = refund_request_create(invoice=invoice, remarks=story, actor=requester,
+                                            lines=[(line, None)] if n % 2 else None)
+        else:
+            request = cancellation_request_create(invoice=invoice, remarks=story,
+                                                  actor=requester)
+        if status == "approved":
+            request_approve(request=request, actor=approver, remarks="Approved.")
+        elif status == "rejected":
+            request_reject(request=request, actor=approver,
+                           remarks="Not covered by the clinic's refund policy.")
+        elif status == "withdrawn":
+            request_withdraw(request=request, actor=requester)
+        report.count("requests")

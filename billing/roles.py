@@ -29,6 +29,32 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Added with Financial Approval (approvals migration 0002).
+APPROVAL_ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
+    BILLING_STAFF: {
+        "approvals": ["add_financialrequest", "view_financialrequest"],
+        "refunds": ["view_creditnote", "view_refund"],
+    },
+    FINANCIAL_APPROVERS: {
+        "approvals": ["approve_financialrequest", "view_financialrequest"],
+        "refunds": ["view_creditnote", "view_refund"],
+    },
+    BILLING_ADMINISTRATORS: {
+        "approvals": ["view_financialrequest"],
+        "refunds": ["view_creditnote", "view_refund"],
+    },
+}
+
+
+def all_role_permissions() -> dict[str, dict[str, list[str]]]:
+    """Every role's permissions as the migrations leave them."""
+    merged: dict[str, dict[str, list[str]]] = {}
+    for roles in (ROLE_PERMISSIONS, APPROVAL_ROLE_PERMISSIONS):
+        for group, by_app in roles.items():
+            for app_label, codenames in by_app.items():
+                merged.setdefault(group, {}).setdefault(app_label, []).extend(codenames)
+    return merged
+
 
 def grant_role_permissions(apps, roles: dict[str, dict[str, list[str]]]) -> None:
     """Create the groups and add the permissions (for use in data migrations)."""

@@ -53,6 +53,11 @@ class CreditNote(models.Model):
     dispute_reason = models.ForeignKey(
         DisputeReason, on_delete=models.PROTECT, related_name="credit_notes"
     )
+    dispute = models.OneToOneField(
+        "approvals.FinancialRequest", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="credit_note",
+        help_text="The approved request that authorised this credit note, where one was needed.",
+    )
     warren_id = models.CharField(
         "external reference", max_length=100, blank=True,
         help_text="Reference of this credit note in an outside system, if any.",

@@ -13,6 +13,8 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from approvals.gate import approval_check_lines, approval_complete, approval_required
+from approvals.models import FinancialRequest, RequestKind
 from audit.context import audit_context
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member
@@ -110,9 +112,12 @@ def credit_note_create(
     actor,
     payment: Payment | None = None,
     remarks: str = "",
+    request: FinancialRequest | None = None,
 ) -> CreditNote:
     """Credit the chosen lines (amount without tax, None = all that remains). The part beyond
-    the balance due is refunded: to `payment` first, then to the latest payments."""
+    the balance due is refunded: to `payment` first, then to the latest payments. Where the
+    clinic needs approval, the invoice's approved refund request authorises it and is
+    completed with it."""
     _check_reason(dispute_reason)
     with transaction.atomic():
         locked, payments = _lock(invoice)
@@ -120,7 +125,8 @@ def credit_note_create(
         breakdown = _plan(locked, payments, lines, payment)
         kind = CreditNoteKind.REFUND if breakdown.post_payment > 0 else CreditNoteKind.CREDIT
         _ensure_may_execute(actor=actor, invoice=locked, breakdown=breakdown, kind=kind)
-        return _issue(invoice=locked, breakdown=breakdown, kind=kind,
+        approval = approval_required(invoice=locked, kind=RequestKind.REFUND, request=request)
+        return _issue(invoice=locked, breakdown=breakdown, kind=kind, approval=approval,
                       reason=dispute_reason, remarks=remarks, actor=actor)
 
 
@@ -131,6 +137,7 @@ def invoice_refund(
     actor,
     payment: Payment | None = None,
     remarks: str = "",
+    request: FinancialRequest | None = None,
 ) -> CreditNote:
     """The full refund: a credit note for everything still creditable on a paid invoice."""
     _check_reason(dispute_reason)
@@ -146,12 +153,14 @@ def invoice_refund(
         breakdown = _plan(locked, payments, remaining, payment)
         _ensure_may_execute(actor=actor, invoice=locked, breakdown=breakdown,
                             kind=CreditNoteKind.REFUND)
+        approval = approval_required(invoice=locked, kind=RequestKind.REFUND, request=request)
         return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.REFUND,
-                      reason=dispute_reason, remarks=remarks, actor=actor)
+                      approval=approval, reason=dispute_reason, remarks=remarks, actor=actor)
 
 
 def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
-                   dispute_reason: DisputeReason | None = None) -> CreditNote:
+                   dispute_reason: DisputeReason | None = None,
+                   request: FinancialRequest | None = None) -> CreditNote:
     """Void an issued invoice: a cancellation credit note for the balance, then `cancelled`.
     Refused while money paid on it has not been refunded."""
     remarks = (remarks or "").strip()
@@ -171,16 +180,22 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
             raise BusinessRuleError(CANCEL_NOTHING_LEFT.format(invoice=locked))
         if not remarks:
             raise BusinessRuleError(CANCEL_REMARKS)
+        approval = approval_required(invoice=locked, kind=RequestKind.CANCELLATION,
+                                     request=request)
         if dispute_reason is None:
             dispute_reason, _ = DisputeReason.objects.get_or_create(name=CANCELLATION_REASON)
         breakdown = _plan(locked, payments, remaining, None)
         return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.CANCELLATION,
-                      reason=_check_reason(dispute_reason), remarks=remarks, actor=actor)
+                      approval=approval, reason=_check_reason(dispute_reason), remarks=remarks,
+                      actor=actor)
 
 
 def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: DisputeReason,
-           remarks: str, actor) -> CreditNote:
-    """Write a planned credit note; the caller holds the locks and has checked permission."""
+           remarks: str, actor, approval: FinancialRequest | None) -> CreditNote:
+    """Write a planned credit note; the caller holds the locks and has checked permission.
+    An approval is checked against the plan and completed in the same transaction."""
+    if approval is not None:
+        approval_check_lines(request=approval, breakdown=breakdown)
     remarks = (remarks or "").strip()
     now = timezone.now()
     sequence, number = number_take(clinic=invoice.clinic, kind=NumberSeries.Kind.CREDIT_NOTE)
@@ -190,7 +205,7 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
         subtotal=breakdown.subtotal, tax_amount=breakdown.tax_amount, amount=breakdown.total,
         amount_applied=breakdown.pre_payment, amount_unapplied=breakdown.post_payment,
         is_credit=breakdown.post_payment == 0, description=remarks, dispute_reason=reason,
-        created_by=actor, issued_at=now,
+        dispute=approval, created_by=actor, issued_at=now,
     )
     CreditNoteLine.objects.bulk_create([
         CreditNoteLine(credit_note=note, invoice_line=part.invoice_line, net=part.net,
@@ -236,6 +251,8 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
               "lines": [{"line": p.invoice_line.pk, "net": str(p.net), "tax": str(p.tax)}
                         for p in breakdown.lines]},
     )
+    if approval is not None:
+        approval_complete(request=approval, actor=actor, credit_note=note)
     for refund in refunds:
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,

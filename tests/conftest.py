@@ -12,7 +12,7 @@ from django.db import connection
 from audit.models import AuditEvent
 from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceLine, NumberSeries, Payment
-from billing.roles import ROLE_PERMISSIONS, grant_role_permissions
+from billing.roles import all_role_permissions, grant_role_permissions
 from billing.services import LineInput, invoice_create, payment_record
 
 from .factories import (
@@ -47,8 +47,9 @@ def other_clinic(db):
 def roles(db):
     """The role groups the migrations create. A transactional test empties the database when it
     ends (migration data included), so later ones get the groups back from here."""
-    if Group.objects.filter(name__in=ROLE_PERMISSIONS).count() != len(ROLE_PERMISSIONS):
-        grant_role_permissions(django_apps, ROLE_PERMISSIONS)
+    roles = all_role_permissions()
+    if Group.objects.filter(name__in=roles).count() != len(roles):
+        grant_role_permissions(django_apps, roles)
 
 
 @pytest.fixture

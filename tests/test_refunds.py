@@ -189,7 +189,7 @@ def test_refund_goes_to_the_chosen_payment_first(example_invoice, pay, reason, c
 def test_preview_shows_the_breakdown_and_writes_nothing(
     example_invoice, pay, card, reason, clerk
 ):
-    invoice, line_a, line_b = example_invoice
+    invoice, line_a, _ = example_invoice
     pay(invoice, "10.000", method=card, reference="ch_1")
     events = AuditEvent.objects.count()
 

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from approvals.notifications import notifications_muted
 from audit.context import audit_context
 from billing.demo import USERS, seed_demo
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, password=None, **options):
-        with audit_context(client="command:seed_demo"):
+        with audit_context(client="command:seed_demo"), notifications_muted():
             report = seed_demo(password=password)
 
         if report.created:

@@ -1,0 +1,125 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from billing.models import Clinic, Invoice, InvoiceLine, MoneyField
+
+REMARKS_MAX_LENGTH = 1000
+
+
+class RequestKind(models.TextChoices):
+    REFUND = "refund", "Invoice Refund Request"
+    CANCELLATION = "cancellation", "Invoice Cancellation Request"
+
+
+class RequestStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    COMPLETED = "completed", "Completed"
+
+
+OPEN_STATUSES = [RequestStatus.REQUESTED, RequestStatus.APPROVED]
+
+
+class FinancialRequest(FSMModelMixin, models.Model):
+    """An Invoice Refund or Cancellation Request, for clinics whose policy needs approval.
+    Someone other than the requester decides it; carrying it out consumes it (`completed`).
+    The credit note it authorised points back at it (CreditNote.dispute)."""
+
+    Kind = RequestKind
+    Status = RequestStatus
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="requests")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="requests")
+    kind = models.CharField(max_length=20, choices=RequestKind)
+    status = FSMField(max_length=20, choices=RequestStatus, default=RequestStatus.REQUESTED,
+                      protected=True)
+    remarks = models.TextField(max_length=REMARKS_MAX_LENGTH)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="financial_requests"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_remarks = models.TextField(max_length=REMARKS_MAX_LENGTH, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        permissions = [("approve_financialrequest", "Can approve or reject financial requests")]
+        indexes = [models.Index(fields=["clinic", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "kind"], condition=Q(status__in=OPEN_STATUSES),
+                name="one_open_request_per_invoice_and_kind",
+                violation_error_message="This invoice already has an open request of this kind.",
+            ),
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
+                name="request_not_decided_by_requester",
+            ),
+            models.CheckConstraint(condition=~Q(remarks=""), name="request_remarks_required"),
+            models.CheckConstraint(
+                condition=~Q(status=RequestStatus.REJECTED) | ~Q(decision_remarks=""),
+                name="request_rejection_has_remarks",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    # -- transitions: guards and the new state only; services lock, save and audit -------------
+
+    @transition(field=status, source=RequestStatus.REQUESTED, target=RequestStatus.APPROVED,
+                custom={"admin": False})
+    def approve(self):
+        pass
+
+    @transition(field=status, source=RequestStatus.REQUESTED, target=RequestStatus.REJECTED,
+                custom={"admin": False})
+    def reject(self):
+        pass
+
+    @transition(field=status, source=RequestStatus.REQUESTED, target=RequestStatus.WITHDRAWN,
+                custom={"admin": False})
+    def withdraw(self):
+        pass
+
+    @transition(field=status, source=RequestStatus.APPROVED, target=RequestStatus.COMPLETED,
+                custom={"admin": False})
+    def complete(self):
+        pass
+
+
+class FinancialRequestLine(models.Model):
+    """A line and amount (without tax) a refund request proposes; the approver approves exactly
+    these, and the refund carried out may not exceed them."""
+
+    request = models.ForeignKey(FinancialRequest, on_delete=models.CASCADE, related_name="lines")
+    invoice_line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="+")
+    amount = MoneyField()
+
+    class Meta:
+        ordering = ["request", "invoice_line__position", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="request_line_amount_positive"),
+            models.UniqueConstraint(fields=["request", "invoice_line"],
+                                    name="request_line_once_per_line"),
+        ]
+
+    def __str__(self):
+        return f"{self.invoice_line.description}: {self.amount}"

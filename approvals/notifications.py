@@ -1,0 +1,97 @@
+"""Emails about requests: to the clinic's approvers when one is submitted, to the requester when
+it is decided. Called after commit, so a rolled-back request sends nothing."""
+
+import contextvars
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db.models import Q
+
+from billing.money import format_money
+
+logger = logging.getLogger(__name__)
+
+_muted: contextvars.ContextVar[bool] = contextvars.ContextVar("notifications_muted", default=False)
+
+
+@contextmanager
+def notifications_muted() -> Iterator[None]:
+    """Send no email inside this block (loading demo or historical data notifies nobody)."""
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
+
+
+def approvers_of(clinic, *, exclude=None):
+    """Members of the clinic who may decide requests and have an email address."""
+    perm = Q(groups__permissions__codename="approve_financialrequest",
+             groups__permissions__content_type__app_label="approvals")
+    users = (get_user_model().objects.filter(clinics=clinic, is_active=True)
+             .filter(perm | Q(is_superuser=True)).exclude(email="").distinct())
+    if exclude is not None:
+        users = users.exclude(pk=exclude.pk)
+    return users
+
+
+def _send(subject: str, body: str, recipients: list[str]) -> None:
+    if not recipients or _muted.get():
+        return
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except OSError:  # the mail server is down: the request itself stands, log and move on
+        logger.exception("Could not send “%s” to %s", subject, recipients)
+
+
+def notify_request_submitted(*, request_id: int) -> None:
+    from .models import FinancialRequest
+
+    request = FinancialRequest.objects.select_related(
+        "clinic", "invoice__account", "requested_by").get(pk=request_id)
+    invoice = request.invoice
+    recipients = [u.email for u in approvers_of(request.clinic, exclude=request.requested_by)]
+    lines = "".join(
+        f"\n  - {line.invoice_line.description}: {format_money(line.amount, invoice.currency)}"
+        " without tax" for line in request.lines.select_related("invoice_line"))
+    _send(
+        f"[{request.clinic.code}] {request.get_kind_display()} for {invoice.number} awaits you",
+        f"{request.requested_by.get_full_name() or request.requested_by.get_username()} asks for "
+        f"approval: {request.get_kind_display()} #{request.pk}.\n\n"
+        f"Invoice: {invoice.number} — {invoice.account.name}\n"
+        f"Total: {format_money(invoice.total, invoice.currency)}, balance due "
+        f"{format_money(invoice.balance_due, invoice.currency)}\n"
+        f"Remarks: {request.remarks}\n"
+        + (f"Proposed lines:{lines}\n" if lines else "")
+        + "\nReview it on the Financial Approval screen.",
+        recipients,
+    )
+
+
+def notify_request_decided(*, request_id: int) -> None:
+    from .models import FinancialRequest
+
+    request = FinancialRequest.objects.select_related(
+        "clinic", "invoice", "requested_by", "decided_by").get(pk=request_id)
+    if not request.requested_by.email:
+        return
+    decision = request.get_status_display().lower()
+    next_step = (
+        "You can now carry it out from the invoice's More Action menu."
+        if request.status == request.Status.APPROVED
+        else "The invoice was left as it was."
+    )
+    _send(
+        f"[{request.clinic.code}] {request.get_kind_display()} for {request.invoice.number} "
+        f"{decision}",
+        f"{request.get_kind_display()} #{request.pk} for invoice {request.invoice.number} was "
+        f"{decision} by {request.decided_by.get_full_name() or request.decided_by.get_username()}"
+        f".\n"
+        + (f"Remarks: {request.decision_remarks}\n" if request.decision_remarks else "")
+        + f"\n{next_step}",
+        [request.requested_by.email],
+    )
