@@ -266,6 +266,8 @@ def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport
             payment_record(
                 invoice=invoice, method=method, amount=amount, actor=actor,
                 reference=f"{reference}{rng.getrandbits(40):010x}" if reference else "",
+                received_at=timezone.make_aware(datetime.datetime.combine(
+                    invoice.issue_date, datetime.time(11, 30))),
             )
             report.count("payments")
         first_line = invoice.lines.order_by("position").first()
@@ -390,7 +392,9 @@ def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedRepor
         report.count("invoices")
         if kind == "refund":
             payment_record(invoice=invoice, method=cash, amount=invoice.total, actor=requester,
-                           reference=f"RCPT-{rng.randint(10000, 99999)}")
+                           reference=f"RCPT-{rng.randint(10000, 99999)}",
+                           received_at=timezone.make_aware(datetime.datetime.combine(
+                               invoice.issue_date, datetime.time(10, 0))))
             report.count("payments")
             line = invoice.lines.order_by("position").first()
             request = refund_request_create(invoice=invoice, remarks=story, actor=requester,
