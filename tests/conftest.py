@@ -153,3 +153,29 @@ def pytest_configure(config):
     # WhiteNoise warns on every test client request that `collectstatic` has not been run;
     # the tests do not serve static files.
     config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
+
+
+# -- Financial Approval (DESIGN.md §5) ------------------------------------------------------------
+
+
+@pytest.fixture
+def approval_clinic(clinic):
+    """The `clinic`, with refunds, credits and cancellations needing an approved request."""
+    from billing.models import Policy
+
+    clinic.refund_policy = Policy.APPROVAL
+    clinic.cancellation_policy = Policy.APPROVAL
+    clinic.save(update_fields=["refund_policy", "cancellation_policy"])
+    return clinic
+
+
+@pytest.fixture
+def clerk2(clinic, roles):
+    """A second member of the clinic's billing staff."""
+    return clerk_factory(username="clerk2", clinics=[clinic])
+
+
+@pytest.fixture
+def other_approver(other_clinic, roles):
+    """A financial approver of another clinic."""
+    return approver_factory(username="other_approver", clinics=[other_clinic])
