@@ -25,6 +25,10 @@ AWAITING_DECISION = (
 )
 REQUEST_NOT_APPROVED = "{request} is {status}, not approved: it cannot be carried out."
 REQUEST_OTHER_INVOICE = "{request} is for another invoice or another kind of action."
+OPEN_REFUND_REQUEST = (
+    "{invoice} has an open Invoice Refund Request (#{pk}, {status}). Settle it first (carry it "
+    "out, or withdraw it while it waits for a decision), then cancel the invoice."
+)
 LINE_NOT_APPROVED = "“{line}” is not in the approved request: credit only the approved lines."
 LINE_OVER_APPROVED = (
     "The approved request allows at most {approved} (without tax) on “{line}”; {amount} is more."
@@ -62,6 +66,17 @@ def approval_required(*, invoice: Invoice, kind: str,
         raise BusinessRuleError(REQUEST_NOT_APPROVED.format(
             request=request, status=request.get_status_display().lower()))
     return request
+
+
+def ensure_no_open_refund_request(*, invoice: Invoice) -> None:
+    """A cancelled invoice must not leave a refund request hanging open against it."""
+    open_request = FinancialRequest.objects.filter(
+        invoice=invoice, kind=RequestKind.REFUND,
+        status__in=[RequestStatus.REQUESTED, RequestStatus.APPROVED]).first()
+    if open_request:
+        raise BusinessRuleError(OPEN_REFUND_REQUEST.format(
+            invoice=invoice, pk=open_request.pk,
+            status=open_request.get_status_display().lower()))
 
 
 def approval_check_lines(*, request: FinancialRequest, breakdown) -> None:

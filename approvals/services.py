@@ -13,6 +13,7 @@ from billing.access import ensure_can, ensure_member
 from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.money import ZERO, format_money
+from billing.services import invoice_lock
 from refunds.breakdown import breakdown_compute
 
 from .models import (
@@ -56,10 +57,6 @@ def _clean_remarks(remarks: str | None, *, required_message: str = REMARKS_REQUI
     if len(remarks) > REMARKS_MAX_LENGTH:
         raise BusinessRuleError(REMARKS_TOO_LONG.format(limit=REMARKS_MAX_LENGTH))
     return remarks
-
-
-def _lock_invoice(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice.pk)
 
 
 def _ensure_approval_policy(invoice: Invoice, kind: str) -> None:
@@ -121,7 +118,7 @@ def refund_request_create(
     or None for all that remains)), the approver approves exactly those amounts."""
     remarks = _clean_remarks(remarks)
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic,
                    permission="approvals.add_financialrequest", action="submit requests")
         _ensure_approval_policy(invoice, RequestKind.REFUND)
@@ -146,7 +143,7 @@ def cancellation_request_create(*, invoice: Invoice, remarks: str, actor) -> Fin
     """Ask for approval to cancel an issued invoice."""
     remarks = _clean_remarks(remarks)
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic,
                    permission="approvals.add_financialrequest", action="submit requests")
         _ensure_approval_policy(invoice, RequestKind.CANCELLATION)
@@ -164,7 +161,10 @@ def cancellation_request_create(*, invoice: Invoice, remarks: str, actor) -> Fin
 
 
 def _lock_request(request: FinancialRequest) -> FinancialRequest:
-    return (FinancialRequest.objects.select_for_update(of=("self",))
+    # Lock the bare row, then read its relations: a transaction that waited for the lock sees
+    # the row as the winner left it, but rows joined in the same query as they were before.
+    FinancialRequest.objects.select_for_update().values_list("pk", flat=True).get(pk=request.pk)
+    return (FinancialRequest.objects
             .select_related("clinic", "invoice", "decided_by", "requested_by")
             .get(pk=request.pk))
 

@@ -67,8 +67,13 @@ class LineInput:
     service: Service | None = None
 
 
-def _lock_invoice(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice.pk)
+def invoice_lock(invoice: Invoice | int) -> Invoice:
+    """The invoice row, locked for this transaction: the first lock every write on an invoice
+    takes (then its payments, then anything else). Only the invoice row is locked, not its
+    clinic, so invoices of one clinic do not queue behind each other."""
+    pk = invoice.pk if isinstance(invoice, Invoice) else invoice
+    return (Invoice.objects.select_for_update(of=("self",)).select_related("clinic")
+            .get(pk=pk))
 
 
 def _check_amount(amount: Decimal, currency: str) -> None:
@@ -160,7 +165,7 @@ def invoice_issue(
 ) -> Invoice:
     """Give a draft its gapless number and make it payable."""
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.issue_invoice",
                    action="issue invoices")
         if invoice.status != InvoiceStatus.DRAFT:
@@ -188,7 +193,7 @@ def invoice_discard(*, invoice: Invoice, actor) -> None:
     """Throw away a draft. It has no number, so nothing in the ledger refers to it; its history
     stays in the audit log."""
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.add_invoice",
                    action="discard draft invoices")
         if invoice.status != InvoiceStatus.DRAFT:
@@ -213,7 +218,7 @@ def payment_record(
 ) -> Payment:
     """Money received. Refused on drafts and cancelled invoices, and beyond the balance due."""
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.record_payment",
                    action="record payments")
         if invoice.status == InvoiceStatus.DRAFT:

@@ -13,7 +13,12 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.gate import approval_check_lines, approval_complete, approval_required
+from approvals.gate import (
+    approval_check_lines,
+    approval_complete,
+    approval_required,
+    ensure_no_open_refund_request,
+)
 from approvals.models import FinancialRequest, RequestKind
 from audit.context import audit_context
 from audit.services import audit_event_record
@@ -22,6 +27,7 @@ from billing.exceptions import BusinessRuleError
 from billing.models import DisputeReason, Invoice, InvoiceStatus, NumberSeries, Payment
 from billing.money import format_money
 from billing.numbering import number_take
+from billing.services import invoice_lock
 
 from .breakdown import Breakdown, breakdown_compute
 from .gateways import GatewayUnavailable, UnknownGateway, gateway_for
@@ -50,7 +56,7 @@ PAYOUT_NOT_AWAITING = "Only a refund awaiting payout can be marked paid out; thi
 
 def _lock(invoice: Invoice) -> tuple[Invoice, list[Payment]]:
     """Lock the invoice row, then its payments, in that fixed order."""
-    locked = Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice.pk)
+    locked = invoice_lock(invoice)
     payments = list(
         Payment.objects.filter(invoice=locked).select_related("method")
         .order_by("pk").select_for_update(of=("self",))
@@ -182,6 +188,7 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
             raise BusinessRuleError(CANCEL_REMARKS)
         approval = approval_required(invoice=locked, kind=RequestKind.CANCELLATION,
                                      request=request)
+        ensure_no_open_refund_request(invoice=locked)
         if dispute_reason is None:
             dispute_reason, _ = DisputeReason.objects.get_or_create(name=CANCELLATION_REASON)
         breakdown = _plan(locked, payments, remaining, None)
@@ -287,7 +294,7 @@ def refund_send(*, refund_id: int) -> Refund:
 def _record_gateway_result(*, refund_id: int, result) -> Refund:
     with transaction.atomic():
         invoice_id = Refund.objects.values_list("invoice_id", flat=True).get(pk=refund_id)
-        invoice = Invoice.objects.select_for_update().select_related("clinic").get(pk=invoice_id)
+        invoice = invoice_lock(invoice_id)
         refund = Refund.objects.select_for_update().get(pk=refund_id)
         refund.attempts += 1
         if refund.status != RefundStatus.PENDING or result.status == "pending":
