@@ -1,6 +1,6 @@
 """Reads. Every query a screen or the API makes about clinic data starts from `visible_to`."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from .models import Clinic, Invoice
@@ -37,8 +37,12 @@ def invoice_get_for_user(*, user, pk) -> Invoice:
 
 def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
                    date_from=None, date_to=None) -> QuerySet[Invoice]:
-    """The invoice list: by number, patient name or number; by status, clinic and issue date."""
-    invoices = invoices_for_user(user=user)
+    """The invoice list: by number, patient name or number; by status, clinic and issue date.
+    Each invoice carries `awaiting_approval`: a request on it waits for a decision."""
+    from approvals.models import FinancialRequest, RequestStatus
+
+    invoices = invoices_for_user(user=user).annotate(awaiting_approval=Exists(
+        FinancialRequest.objects.filter(invoice=OuterRef("pk"), status=RequestStatus.REQUESTED)))
     if search := search.strip():
         invoices = invoices.filter(
             Q(number__icontains=search)

@@ -2,16 +2,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.selectors import audit_events_for_invoice
-from refunds.selectors import credit_notes_for_invoice, line_credit_summary, refunds_for_invoice
+from refunds.selectors import (
+    credit_notes_for_invoice,
+    line_credit_summary,
+    open_requests_for_invoice,
+    refunds_for_invoice,
+)
 
+from .actions import invoice_actions
 from .exceptions import BusinessRuleError
 from .forms import InvoiceFilterForm, PaymentForm
 from .models import InvoiceStatus
 from .selectors import clinics_for_user, invoice_get_for_user, invoice_search, invoices_for_user
-from .services import payment_record
+from .services import invoice_discard, payment_record
 
 PAGE_SIZE = 25
 
@@ -60,6 +66,8 @@ def invoice_detail(request, pk):
     return render(request, "billing/invoice_detail.html", {
         "invoice": invoice,
         "lines": lines,
+        "actions": invoice_actions(invoice=invoice, user=request.user),
+        "open_requests": open_requests_for_invoice(invoice=invoice),
         "credit_notes": credit_notes_for_invoice(invoice=invoice),
         "refunds": refunds_for_invoice(invoice=invoice),
         "payments": invoice.payments.select_related("method", "recorded_by"),
@@ -88,3 +96,16 @@ def payment_create(request, pk):
             messages.success(request, f"Payment of {invoice.money(payment.amount)} recorded.")
             return redirect("billing:invoice_detail", pk=invoice.pk)
     return render(request, "billing/payment_form.html", {"invoice": invoice, "form": form})
+
+
+@login_required
+@require_POST
+def invoice_discard_view(request, pk):
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    try:
+        invoice_discard(invoice=invoice, actor=request.user)
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+        return redirect("billing:invoice_detail", pk=invoice.pk)
+    messages.success(request, "The draft was discarded.")
+    return redirect("billing:invoice_list")

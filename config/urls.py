@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("billing/", include("billing.urls")),
     path("billing/", include("refunds.urls")),
+    path("approvals/", include("approvals.urls")),
     path("admin/", admin.site.urls),
 ]

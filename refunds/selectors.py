@@ -4,7 +4,10 @@ still waiting for staff or the gateway."""
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db.models import Q, QuerySet
+
 from billing.models import Invoice
+from billing.selectors import visible_to
 
 from .breakdown import payout_instruction
 from .models import CreditNote, CreditNoteKind, CreditNoteLine, Refund
@@ -40,3 +43,36 @@ def refunds_for_invoice(*, invoice: Invoice) -> list[Refund]:
             if refund.status == Refund.Status.AWAITING_PAYOUT else ""
         )
     return refunds
+
+
+def credit_notes_search(*, user, search: str = "", kind: str = "") -> QuerySet[CreditNote]:
+    """Credit notes of the user's clinics, by number, invoice number or patient."""
+    notes = visible_to(CreditNote.objects.all(), user=user).select_related(
+        "clinic", "invoice", "account", "dispute_reason", "created_by")
+    if search := search.strip():
+        notes = notes.filter(Q(number__icontains=search) | Q(invoice__number__icontains=search)
+                             | Q(account__name__icontains=search)
+                             | Q(account__number__icontains=search))
+    if kind:
+        notes = notes.filter(kind=kind)
+    return notes.order_by("-issued_at", "-pk")
+
+
+def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
+    """{line id: amount without tax} of the invoice's approved refund request, if it proposed
+    lines: the refund form starts from exactly what was approved."""
+    from approvals.models import FinancialRequest, RequestKind, RequestStatus
+
+    request = FinancialRequest.objects.filter(
+        invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
+    if request is None:
+        return {}
+    return {line.invoice_line_id: line.amount for line in request.lines.all()}
+
+
+def open_requests_for_invoice(*, invoice: Invoice):
+    """Requests waiting for a decision or approved and not yet carried out: shown as a banner."""
+    from approvals.models import OPEN_STATUSES, FinancialRequest
+
+    return list(FinancialRequest.objects.filter(invoice=invoice, status__in=OPEN_STATUSES)
+                .select_related("requested_by", "decided_by").order_by("pk"))

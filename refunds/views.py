@@ -1,14 +1,24 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.exceptions import BusinessRuleError
-from billing.selectors import visible_to
+from billing.selectors import invoice_get_for_user, visible_to
 
-from .models import Refund
-from .services import refund_mark_paid_out, refund_retry
+from .breakdown import payout_instruction
+from .forms import CancelForm, CreditNoteForm
+from .models import CreditNote, Refund
+from .selectors import approved_request_lines, credit_notes_search
+from .services import (
+    credit_note_create,
+    credit_note_preview,
+    invoice_cancel,
+    refund_mark_paid_out,
+    refund_retry,
+)
 
 
 def _get_refund_for_user(request, pk) -> Refund:
@@ -45,3 +55,117 @@ def refund_retry_view(request, pk):
     else:
         messages.info(request, f"{refund} sent to the gateway again.")
     return redirect("billing:invoice_detail", pk=refund.invoice_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def credit_note_create_view(request, pk):
+    """Refund or credit lines: tick lines and amounts, see the breakdown, confirm."""
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    lines = list(invoice.lines.all())
+    form = CreditNoteForm(request.POST or None, invoice=invoice, lines=lines,
+                          preselect=_preselected_lines(invoice, lines, request.GET))
+    breakdown = None
+    if request.method == "POST" and form.is_valid():
+        chosen = form.chosen_lines()
+        payment = form.cleaned_data["payment"]
+        try:
+            if request.POST.get("action") == "confirm":
+                note = credit_note_create(
+                    invoice=invoice, lines=chosen, payment=payment, actor=request.user,
+                    dispute_reason=form.cleaned_data["dispute_reason"],
+                    remarks=form.cleaned_data["remarks"],
+                )
+            else:
+                breakdown = credit_note_preview(invoice=invoice, lines=chosen, payment=payment,
+                                                actor=request.user)
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+            breakdown = None
+        else:
+            if breakdown is None:
+                _announce(request, note)
+                return redirect("billing:invoice_detail", pk=invoice.pk)
+    return render(request, "refunds/credit_note_form.html", {
+        "invoice": invoice, "form": form, "breakdown": breakdown,
+        "full": request.GET.get("full") == "1",
+    })
+
+
+def _preselected_lines(invoice, lines, query) -> dict:
+    """?full=1 ticks every line with what remains; an approved request with proposed lines
+    ticks exactly those."""
+    approved = approved_request_lines(invoice=invoice)
+    if approved:
+        return approved
+    if query.get("full") == "1":
+        return {line.pk: line.creditable_net for line in lines if line.creditable_net > 0}
+    return {}
+
+
+def _announce(request, note):
+    text = f"{note} issued for {note.money(note.amount)}."
+    if note.amount_applied:
+        text += f" It reduced the balance due by {note.money(note.amount_applied)}."
+    messages.success(request, text)
+    for refund in note.refunds.all():
+        if refund.is_gateway:
+            messages.info(request, f"{note.money(refund.amount)} is being refunded to "
+                                   f"{refund.method_name}: {refund.get_status_display().lower()}.")
+        else:
+            messages.warning(request, payout_instruction(refund.amount, refund.currency,
+                                                         refund.method_name)
+                             + ", then mark it paid out on this page.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_cancel_view(request, pk):
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    form = CancelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            note = invoice_cancel(invoice=invoice, remarks=form.cleaned_data["remarks"],
+                                  actor=request.user)
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"{invoice} cancelled; {note} credits "
+                                      f"{note.money(note.amount)}.")
+            return redirect("billing:invoice_detail", pk=invoice.pk)
+    return render(request, "refunds/invoice_cancel.html", {"invoice": invoice, "form": form})
+
+
+@login_required
+def credit_note_list(request):
+    notes = credit_notes_search(user=request.user, search=request.GET.get("q", ""),
+                                kind=request.GET.get("kind", ""))
+    page = Paginator(notes, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "refunds/credit_note_list.html", {
+        "page": page, "query": query.urlencode(), "kinds": CreditNote.Kind.choices,
+        "q": request.GET.get("q", ""), "kind": request.GET.get("kind", ""),
+    })
+
+
+@login_required
+def credit_note_detail(request, pk):
+    """The credit note as a printable document."""
+    try:
+        note = credit_notes_search(user=request.user).get(pk=pk)
+    except CreditNote.DoesNotExist:
+        raise Http404("No such credit note in your clinics.") from None
+    return render(request, "refunds/credit_note_detail.html", {
+        "note": note,
+        "lines": note.lines.select_related("invoice_line"),
+        "refunds": note.refunds.all(),
+    })
+
+
+@login_required
+def cancelled_register(request):
+    """Who cancelled which invoice, when, and why."""
+    notes = credit_notes_search(user=request.user, kind=CreditNote.Kind.CANCELLATION)
+    page = Paginator(notes, 25).get_page(request.GET.get("page"))
+    return render(request, "refunds/cancelled_register.html", {"page": page})

@@ -1,0 +1,89 @@
+"""Reads for the Financial Approval screens. Every query starts from `visible_to`, so a user sees
+only the requests of their clinics."""
+
+import datetime
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, QuerySet
+from django.http import Http404
+
+from audit.models import AuditEvent
+from billing.selectors import visible_to
+
+from .models import FinancialRequest, RequestStatus
+
+APPROVE_PERMISSION = "approvals.approve_financialrequest"
+
+
+def requests_for_user(*, user) -> QuerySet[FinancialRequest]:
+    """Every request of the user's clinics, newest first, with what a list row shows."""
+    return visible_to(FinancialRequest.objects.all(), user=user).select_related(
+        "clinic", "invoice", "invoice__account", "requested_by", "decided_by",
+    ).order_by("-requested_at", "-pk")
+
+
+def _filtered(requests: QuerySet, *, date_from: datetime.date | None,
+              date_to: datetime.date | None, search: str) -> QuerySet:
+    if date_from:
+        requests = requests.filter(requested_at__date__gte=date_from)
+    if date_to:
+        requests = requests.filter(requested_at__date__lte=date_to)
+    if search := (search or "").strip():
+        requests = requests.filter(invoice__number__icontains=search)
+    return requests
+
+
+def request_search(*, user, status: str = "", date_from: datetime.date | None = None,
+                   date_to: datetime.date | None = None,
+                   search: str = "") -> QuerySet[FinancialRequest]:
+    """The queue: by status, requested date (inclusive, in the site's time zone) and invoice
+    number."""
+    requests = _filtered(requests_for_user(user=user), date_from=date_from, date_to=date_to,
+                         search=search)
+    if status:
+        requests = requests.filter(status=status)
+    return requests
+
+
+def request_counts_by_status(*, user, date_from: datetime.date | None = None,
+                             date_to: datetime.date | None = None,
+                             search: str = "") -> dict[str, int]:
+    """{status: how many} over the user's clinics, after the date and invoice filters; every
+    status is present, with 0 when none."""
+    requests = _filtered(visible_to(FinancialRequest.objects.all(), user=user),
+                         date_from=date_from, date_to=date_to, search=search)
+    counts = dict(requests.order_by().values_list("status").annotate(n=Count("pk")))
+    return {status: counts.get(status, 0) for status in RequestStatus.values}
+
+
+def requests_awaiting(*, user) -> QuerySet[FinancialRequest]:
+    """Requests waiting for a decision that this user may take: a member of the clinic holding
+    the approval permission, who did not submit them. One query: the permission is checked by
+    the authentication backend's own SQL (`with_perm`)."""
+    if not (user and user.is_authenticated):
+        return FinancialRequest.objects.none()
+    holds_permission = get_user_model().objects.with_perm(APPROVE_PERMISSION).filter(pk=user.pk)
+    return (
+        requests_for_user(user=user)
+        .filter(status=RequestStatus.REQUESTED)
+        .exclude(requested_by=user)
+        .filter(Exists(holds_permission))
+    )
+
+
+def request_get_for_user(*, user, pk) -> FinancialRequest:
+    """The request, or 404 when it does not exist or belongs to a clinic the user is not in."""
+    try:
+        return requests_for_user(user=user).get(pk=pk)
+    except (FinancialRequest.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such request in your clinics.") from None
+
+
+def request_history(*, request: FinancialRequest) -> list[AuditEvent]:
+    """The request's audit events (submitted, decided, withdrawn, completed), oldest first."""
+    return list(
+        AuditEvent.objects.filter(
+            content_type__app_label="approvals", content_type__model="financialrequest",
+            object_id=str(request.pk),
+        ).select_related("actor").order_by("occurred_at", "pk")
+    )

@@ -1,0 +1,177 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from billing.exceptions import BusinessRuleError
+from billing.selectors import invoice_get_for_user
+
+from .forms import (
+    ApproveForm,
+    CancellationRequestForm,
+    RefundRequestForm,
+    RejectForm,
+    RequestFilterForm,
+)
+from .models import RequestStatus
+from .selectors import (
+    request_counts_by_status,
+    request_get_for_user,
+    request_history,
+    request_search,
+    requests_awaiting,
+)
+from .services import (
+    cancellation_request_create,
+    refund_request_create,
+    request_approve,
+    request_reject,
+    request_withdraw,
+)
+
+PAGE_SIZE = 25
+
+
+def _status_pills(query, counts, current):
+    """(label, count, link, active) for "All" and each status, keeping the other filters."""
+    query = query.copy()
+    query.pop("status", None)
+    pills = [("All", sum(counts.values()), query.urlencode(), not current)]
+    for value, label in RequestStatus.choices:
+        query["status"] = value
+        pills.append((label, counts[value], query.urlencode(), current == value))
+    return pills
+
+
+@login_required
+def queue(request):
+    form = RequestFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    narrowing = {
+        "date_from": filters.get("date_from"),
+        "date_to": filters.get("date_to"),
+        "search": filters.get("q") or "",
+    }
+    status = filters.get("status") or ""
+    requests = request_search(user=request.user, status=status, **narrowing)
+    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    counts = request_counts_by_status(user=request.user, **narrowing)
+    return render(request, "approvals/queue.html", {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "counts": counts,
+        "pills": _status_pills(query, counts, status),
+    })
+
+
+@login_required
+def request_detail(request, pk):
+    financial_request = request_get_for_user(user=request.user, pk=pk)
+    invoice = financial_request.invoice
+    return render(request, "approvals/request_detail.html", {
+        "financial_request": financial_request,
+        "invoice": invoice,
+        "proposed_lines": financial_request.lines.select_related("invoice_line"),
+        "history": request_history(request=financial_request),
+        "is_requester": financial_request.requested_by_id == request.user.pk,
+        "can_decide": requests_awaiting(user=request.user).filter(
+            pk=financial_request.pk).exists(),
+        # two forms on one page, each with its own `remarks`: distinct ids, the same name
+        "approve_form": ApproveForm(auto_id="approve_%s"),
+        "reject_form": RejectForm(auto_id="reject_%s"),
+    })
+
+
+@login_required
+@require_POST
+def request_approve_view(request, pk):
+    financial_request = request_get_for_user(user=request.user, pk=pk)
+    form = ApproveForm(request.POST)
+    form.is_valid()
+    try:
+        request_approve(request=financial_request, actor=request.user,
+                        remarks=form.cleaned_data.get("remarks", ""))
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+        return redirect("approvals:request_detail", pk=financial_request.pk)
+    messages.success(request, f"{financial_request} for {financial_request.invoice} approved.")
+    return redirect("approvals:queue")
+
+
+@login_required
+@require_POST
+def request_reject_view(request, pk):
+    financial_request = request_get_for_user(user=request.user, pk=pk)
+    form = RejectForm(request.POST)
+    form.is_valid()
+    try:
+        request_reject(request=financial_request, actor=request.user,
+                       remarks=form.cleaned_data.get("remarks", ""))
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+        return redirect("approvals:request_detail", pk=financial_request.pk)
+    messages.success(request, f"{financial_request} for {financial_request.invoice} rejected.")
+    return redirect("approvals:queue")
+
+
+@login_required
+@require_POST
+def request_withdraw_view(request, pk):
+    financial_request = request_get_for_user(user=request.user, pk=pk)
+    try:
+        request_withdraw(request=financial_request, actor=request.user)
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+        return redirect("approvals:request_detail", pk=financial_request.pk)
+    messages.success(request, f"{financial_request} withdrawn.")
+    return redirect("billing:invoice_detail", pk=financial_request.invoice_id)
+
+
+def _submitted(request, financial_request):
+    messages.success(request, f"{financial_request} submitted; a financial approver will "
+                              "review it.")
+    return redirect("billing:invoice_detail", pk=financial_request.invoice_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def refund_request_create_view(request, invoice_pk):
+    invoice = invoice_get_for_user(user=request.user, pk=invoice_pk)
+    form = RefundRequestForm(request.POST if request.method == "POST" else None,
+                             lines=invoice.lines.all())
+    if request.method == "POST" and form.is_valid():
+        try:
+            financial_request = refund_request_create(
+                invoice=invoice, remarks=form.cleaned_data["remarks"], actor=request.user,
+                lines=form.proposed_lines(),
+            )
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            return _submitted(request, financial_request)
+    return render(request, "approvals/refund_request_form.html", {
+        "invoice": invoice, "form": form,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cancellation_request_create_view(request, invoice_pk):
+    invoice = invoice_get_for_user(user=request.user, pk=invoice_pk)
+    form = CancellationRequestForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            financial_request = cancellation_request_create(
+                invoice=invoice, remarks=form.cleaned_data["remarks"], actor=request.user,
+            )
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            return _submitted(request, financial_request)
+    return render(request, "approvals/cancellation_request_form.html", {
+        "invoice": invoice, "form": form,
+    })

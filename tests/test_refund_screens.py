@@ -1,0 +1,234 @@
+"""The refund, credit and cancel screens, the More Action menu, credit notes and the register."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from approvals.services import refund_request_create, request_approve
+from billing.models import Invoice, InvoiceStatus, Policy
+from refunds.models import CreditNote, RefundStatus
+from refunds.services import invoice_cancel, invoice_refund
+
+from .conftest import ledger_state
+from .factories import DisputeReasonFactory
+
+D = Decimal
+
+
+@pytest.fixture
+def reason(db):
+    return DisputeReasonFactory(name="Billing error")
+
+
+def menu(client, invoice):
+    page = client.get(reverse("billing:invoice_detail", args=[invoice.pk]))
+    assert page.status_code == 200
+    return [action.label for action in page.context["actions"]]
+
+
+def form_data(invoice, reason, ticks, **extra):
+    data = {"dispute_reason": reason.pk, "payment": "", "remarks": "Patient overcharged"}
+    for line, amount in ticks:
+        data[f"line_{line.pk}"] = "on"
+        data[f"amount_{line.pk}"] = amount
+    data.update(extra)
+    return data
+
+
+def test_more_action_offers_what_a_direct_clinic_allows(client, clerk, make_invoice, pay):
+    client.force_login(clerk)
+    unpaid = make_invoice()
+    assert menu(client, unpaid) == ["Record payment", "Credit lines", "Cancel Invoice"]
+    paid = make_invoice()
+    pay(paid, "28.700")
+    assert menu(client, paid) == ["Refund", "Credit lines"]
+    draft = make_invoice(issue=False)
+    assert menu(client, draft) == ["Discard draft"]
+
+
+def test_more_action_offers_requests_where_approval_is_needed(
+    client, clinic, clerk, approver, make_invoice, pay
+):
+    clinic.refund_policy = clinic.cancellation_policy = Policy.APPROVAL
+    clinic.save()
+    client.force_login(clerk)
+    invoice = make_invoice()
+    pay(invoice, "10.000")
+    assert menu(client, invoice) == ["Record payment", "Invoice Refund Request"]
+
+    request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
+    page = client.get(reverse("billing:invoice_detail", args=[invoice.pk]))
+    assert "is waiting for a financial approver" in page.content.decode()
+    assert page.context["actions"][-1].label == "Record payment"
+    listing = client.get(reverse("billing:invoice_list"))
+    assert "Awaiting approval" in listing.content.decode()
+
+    request_approve(request=request, actor=approver)
+    assert menu(client, invoice) == ["Record payment", "Refund", "Credit lines"]
+
+
+def test_an_approver_is_offered_nothing_to_do_on_an_invoice(client, approver, make_invoice):
+    client.force_login(approver)
+    assert menu(client, make_invoice()) == []
+
+
+def test_a_refund_shows_the_breakdown_first_and_writes_nothing(
+    client, clerk, make_invoice, pay, reason
+):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a = invoice.lines.order_by("position").first()
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+
+    page = client.get(url + "?full=1")
+    assert page.context["form"][f"line_{line_a.pk}"].value() is True
+    before = ledger_state()
+
+    preview = client.post(url, form_data(invoice, reason, [(line_a, "5.000")],
+                                         action="preview"))
+
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert "Refund now" in html and "5.250 OMR" in html and "you pay it back by hand" in html
+    assert preview.context["breakdown"].post_payment == D("5.250")
+    assert ledger_state() == before
+
+
+def test_refund_now_issues_the_credit_note_and_says_what_to_pay_back(
+    client, clerk, make_invoice, pay, reason
+):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a = invoice.lines.order_by("position").first()
+    client.force_login(clerk)
+
+    response = client.post(reverse("refunds:credit_note_create", args=[invoice.pk]),
+                           form_data(invoice, reason, [(line_a, "5.000")], action="confirm"),
+                           follow=True)
+
+    note = CreditNote.objects.get()
+    assert (note.amount, note.amount_unapplied) == (D("5.250"), D("5.250"))
+    assert note.refunds.get().status == RefundStatus.AWAITING_PAYOUT
+    html = response.content.decode()
+    assert "Pay 5.250 OMR back in cash" in html
+    assert response.redirect_chain[-1][0] == reverse("billing:invoice_detail", args=[invoice.pk])
+
+
+def test_a_refused_refund_shows_the_rule_and_writes_nothing(
+    client, clerk, make_invoice, pay, reason
+):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a = invoice.lines.order_by("position").first()
+    client.force_login(clerk)
+    before = ledger_state()
+
+    response = client.post(reverse("refunds:credit_note_create", args=[invoice.pk]),
+                           form_data(invoice, reason, [(line_a, "25.000")], action="confirm"))
+
+    assert response.status_code == 200
+    assert "At most 20.000 OMR (without tax) can still be credited" in response.content.decode()
+    assert ledger_state() == before
+
+
+def test_no_line_ticked_is_a_plain_message(client, clerk, make_invoice, reason):
+    invoice = make_invoice()
+    client.force_login(clerk)
+    response = client.post(reverse("refunds:credit_note_create", args=[invoice.pk]),
+                           form_data(invoice, reason, [], action="preview"))
+    assert "Choose at least one line to credit." in response.content.decode()
+
+
+def test_approval_clinic_refund_form_starts_from_the_approved_lines(
+    client, clinic, clerk, approver, make_invoice, pay, reason
+):
+    clinic.refund_policy = Policy.APPROVAL
+    clinic.save()
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, line_b = invoice.lines.order_by("position")
+    request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
+                                    lines=[(line_b, D("2.000"))])
+    request_approve(request=request, actor=approver)
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+
+    form = client.get(url).context["form"]
+    assert form[f"line_{line_b.pk}"].value() is True
+    assert form[f"amount_{line_b.pk}"].value() == D("2.000")
+    assert form[f"line_{line_a.pk}"].value() is False
+
+    client.post(url, form_data(invoice, reason, [(line_b, "2.000")], action="confirm"))
+    request.refresh_from_db()
+    assert request.status == "completed"
+    assert request.credit_note.amount == D("2.100")
+
+
+def test_cancel_from_the_screen(client, clerk, make_invoice):
+    invoice = make_invoice()
+    client.force_login(clerk)
+    url = reverse("refunds:invoice_cancel", args=[invoice.pk])
+    assert "28.700 OMR" in client.get(url).content.decode()
+
+    blank = client.post(url, {"remarks": ""})
+    assert blank.status_code == 200 and Invoice.objects.get().status == InvoiceStatus.ISSUED
+
+    client.post(url, {"remarks": "Raised for the wrong patient"})
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.CANCELLED
+
+
+def test_cancel_with_money_paid_says_to_refund_first(client, clerk, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "10.000")
+    client.force_login(clerk)
+    response = client.post(reverse("refunds:invoice_cancel", args=[invoice.pk]),
+                           {"remarks": "Duplicate"})
+    assert "Refund it first, then cancel the invoice." in response.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PARTIALLY_PAID
+
+
+def test_a_draft_is_discarded_from_the_menu(client, clerk, make_invoice):
+    draft = make_invoice(issue=False)
+    client.force_login(clerk)
+    response = client.post(reverse("billing:invoice_discard", args=[draft.pk]))
+    assert response.status_code == 302
+    assert not Invoice.objects.filter(pk=draft.pk).exists()
+
+
+def test_credit_notes_list_detail_and_cancelled_register(
+    client, clerk, outsider, make_invoice, pay, reason
+):
+    paid = make_invoice()
+    pay(paid, "28.700")
+    refund = invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+    cancelled = make_invoice()
+    cancellation = invoice_cancel(invoice=cancelled, remarks="Wrong patient", actor=clerk)
+    client.force_login(clerk)
+
+    listing = client.get(reverse("refunds:credit_note_list") + "?q=" + paid.number)
+    assert [n.pk for n in listing.context["page"]] == [refund.pk]
+    document = client.get(reverse("refunds:credit_note_detail", args=[refund.pk]))
+    assert "Total credited" in document.content.decode() and "28.700 OMR" in (
+        document.content.decode())
+    register = client.get(reverse("refunds:cancelled_register"))
+    assert [n.pk for n in register.context["page"]] == [cancellation.pk]
+    assert "Wrong patient" in register.content.decode()
+
+    client.force_login(outsider)
+    assert client.get(reverse("refunds:credit_note_detail", args=[refund.pk])).status_code == 404
+    assert list(client.get(reverse("refunds:credit_note_list")).context["page"]) == []
+
+
+def test_an_outsider_cannot_open_another_clinics_refund_or_cancel_form(
+    client, outsider, make_invoice
+):
+    invoice = make_invoice()
+    client.force_login(outsider)
+    for name in ["refunds:credit_note_create", "refunds:invoice_cancel"]:
+        assert client.get(reverse(name, args=[invoice.pk])).status_code == 404
+        assert client.post(reverse(name, args=[invoice.pk]), {}).status_code == 404
+    assert client.post(reverse("billing:invoice_discard", args=[invoice.pk])).status_code == 404
