@@ -87,3 +87,10 @@ def request_history(*, request: FinancialRequest) -> list[AuditEvent]:
             object_id=str(request.pk),
         ).select_related("actor").order_by("occurred_at", "pk")
     )
+
+
+def my_decided_requests(*, user, limit: int = 10) -> list[FinancialRequest]:
+    """The user's own requests that were approved or rejected, latest decision first."""
+    return list(requests_for_user(user=user).filter(
+        requested_by=user, status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED],
+    ).order_by("-decided_at", "-pk")[:limit])

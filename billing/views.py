@@ -4,12 +4,14 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from approvals.selectors import my_decided_requests, requests_awaiting
 from audit.selectors import audit_events_for_invoice
 from refunds.selectors import (
     credit_notes_for_invoice,
     line_credit_summary,
     open_requests_for_invoice,
     refunds_for_invoice,
+    refunds_needing_attention,
 )
 
 from .actions import invoice_actions
@@ -24,10 +26,20 @@ PAGE_SIZE = 25
 
 @login_required
 def home(request):
+    """What needs my attention: requests awaiting my decision, my requests' outcomes, refunds
+    to pay out or retry, invoices waiting for payment."""
     open_invoices = invoices_for_user(user=request.user).filter(
         status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID]
     ).order_by("issue_date", "pk")
+    awaiting = requests_awaiting(user=request.user).select_related(
+        "invoice", "invoice__account", "requested_by", "clinic").order_by("requested_at", "pk")
+    attention = refunds_needing_attention(user=request.user)
     return render(request, "home.html", {
+        "awaiting": awaiting[:10],
+        "awaiting_count": awaiting.count(),
+        "my_decided": my_decided_requests(user=request.user),
+        "refunds_attention": attention[:10],
+        "refunds_attention_count": attention.count(),
         "clinics": clinics_for_user(user=request.user),
         "open_invoices": open_invoices[:10],
         "open_count": open_invoices.count(),

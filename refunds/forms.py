@@ -2,6 +2,7 @@ from django import forms
 from django.db.models import F
 
 from billing.models import DisputeReason, Payment
+from billing.money import quantum
 
 
 class CreditNoteForm(forms.Form):
@@ -33,7 +34,8 @@ class CreditNoteForm(forms.Form):
                 required=False, initial=line.pk in preselect)
             self.fields[f"amount_{line.pk}"] = forms.DecimalField(
                 required=False, max_digits=14, decimal_places=3,
-                initial=preselect.get(line.pk, line.creditable_net),
+                initial=preselect.get(line.pk, line.creditable_net).quantize(
+                    quantum(invoice.currency)),
             )
 
     def rows(self):

@@ -76,3 +76,10 @@ def open_requests_for_invoice(*, invoice: Invoice):
 
     return list(FinancialRequest.objects.filter(invoice=invoice, status__in=OPEN_STATUSES)
                 .select_related("requested_by", "decided_by").order_by("pk"))
+
+
+def refunds_needing_attention(*, user) -> QuerySet[Refund]:
+    """Refunds staff must act on: declined by the gateway, or waiting to be paid out by hand."""
+    return visible_to(Refund.objects.all(), user=user, clinic_path="invoice__clinic").filter(
+        status__in=[Refund.Status.FAILED, Refund.Status.AWAITING_PAYOUT],
+    ).select_related("invoice", "invoice__account").order_by("created_at", "pk")

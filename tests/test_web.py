@@ -271,3 +271,36 @@ def test_an_invalid_form_writes_nothing(as_clerk, make_invoice, cash):
     assert response.status_code == 200
     assert "amount" in response.context["form"].errors
     assert ledger_state() == before
+
+
+def test_home_shows_what_needs_the_users_attention(client, clinic, clerk, approver, make_invoice,
+                                                   pay):
+    from approvals.services import refund_request_create, request_reject
+    from refunds.services import invoice_refund
+
+    from .factories import DisputeReasonFactory
+
+    clinic.refund_policy = "approval"
+    clinic.save()
+    waiting = make_invoice()
+    refund_request_create(invoice=waiting, remarks="Charged twice", actor=clerk)
+    turned_down = make_invoice()
+    rejected = refund_request_create(invoice=turned_down, remarks="Unhappy", actor=clerk)
+    request_reject(request=rejected, actor=approver, remarks="Service was given")
+    clinic.refund_policy = "direct"
+    clinic.save()
+    paid = make_invoice()
+    pay(paid, "28.700")
+    invoice_refund(invoice=paid, dispute_reason=DisputeReasonFactory(), actor=clerk)
+
+    client.force_login(approver)
+    page = client.get("/")
+    assert [r.invoice for r in page.context["awaiting"]] == [waiting]
+
+    client.force_login(clerk)
+    page = client.get("/")
+    assert list(page.context["awaiting"]) == []  # clerks decide nothing
+    assert [r.pk for r in page.context["my_decided"]] == [rejected.pk]
+    html = page.content.decode()
+    assert "Service was given" in html
+    assert "pay 28.700 OMR back by cash" in html
