@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -54,6 +54,37 @@ OVERPAYMENT = (
     "Record at most the balance due."
 )
 PAYMENT_NOT_ALLOWED = "{invoice} cannot take a payment while it is {status}."
+
+
+ACCOUNT_NAME_REQUIRED = "Enter the account holder's name."
+ACCOUNT_NUMBER_REQUIRED = "Enter the patient or account number."
+ACCOUNT_NUMBER_TAKEN = "{clinic} already has an account numbered {number}."
+
+
+def account_create(*, clinic: Clinic, name: str, number: str, actor, email: str = "",
+                   phone: str = "") -> Account:
+    """A patient or payer account of the clinic; numbers are unique per clinic."""
+    ensure_can(actor=actor, clinic=clinic, permission="billing.add_account",
+               action="create accounts")
+    name, number = (name or "").strip(), (number or "").strip()
+    if not name:
+        raise BusinessRuleError(ACCOUNT_NAME_REQUIRED)
+    if not number:
+        raise BusinessRuleError(ACCOUNT_NUMBER_REQUIRED)
+    with transaction.atomic():
+        if Account.objects.filter(clinic=clinic, number=number).exists():
+            raise BusinessRuleError(ACCOUNT_NUMBER_TAKEN.format(clinic=clinic.name,
+                                                                number=number))
+        try:
+            with transaction.atomic():
+                account = Account.objects.create(clinic=clinic, name=name[:200],
+                                                 number=number[:30], email=email, phone=phone)
+        except IntegrityError:  # created by someone else a moment ago
+            raise BusinessRuleError(ACCOUNT_NUMBER_TAKEN.format(
+                clinic=clinic.name, number=number)) from None
+        audit_event_record(actor=actor, clinic=clinic, obj=account, action="account.created",
+                           data={"number": account.number})
+    return account
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,13 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "bootstrap",
     "django_fsm",
+    "strawberry_django",
+    "oauth2_provider",
     "audit",
     "billing",
     "refunds",
     "approvals",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -152,3 +155,27 @@ STRIPE_API_KEY = env("STRIPE_API_KEY", "")
 STRIPE_API_BASE = env("STRIPE_API_BASE", "")  # only to point at a stand-in in tests
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+
+# The GraphQL API (/graphql/) and its OAuth2 tokens (/o/token/, client-credentials grant).
+API_SCOPES = {
+    "billing:read": "Read clinics, invoices, credit notes and requests",
+    "billing:write": "Create invoices and payments; refund, credit, cancel; submit requests",
+    "approvals:write": "Approve or reject financial requests",
+}
+OAUTH2_PROVIDER = {
+    "SCOPES": API_SCOPES,
+    "DEFAULT_SCOPES": ["billing:read"],
+    "SCOPES_BACKEND_CLASS": "api.scopes.ClientScopes",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("API_TOKEN_EXPIRE_SECONDS", 3600),
+}
+# Named here so migrations that point at the token models resolve (the models are the default).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+API_INTROSPECTION = env_bool("API_INTROSPECTION", True)
+API_MAX_QUERY_DEPTH = env_int("API_MAX_QUERY_DEPTH", 10)
+API_MAX_PAGE_SIZE = 100
+# Idempotency keys are kept at least this long (purge_idempotency_keys removes older ones).
+IDEMPOTENCY_KEY_TTL_HOURS = max(24, env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48))

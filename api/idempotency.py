@@ -1,0 +1,52 @@
+"""Idempotency-Key: a retry with the same key and body returns the first response and changes
+nothing; the same key with another body is refused (422). Concurrent retries wait for the first
+to finish, then get its response."""
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .models import IdempotencyKey
+
+KEY_TOO_LONG = "An Idempotency-Key has at most 255 characters."
+KEY_REUSED = (
+    "This Idempotency-Key was already used with a different request. Use a new key for a new "
+    "request."
+)
+
+
+def _fingerprint(body: bytes) -> str:
+    """The same JSON, however it is spaced or ordered, has the same fingerprint."""
+    try:
+        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True,
+                               separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def idempotent(*, request: HttpRequest, key: str, client: str,
+               run: Callable[[], HttpResponse]) -> HttpResponse:
+    if len(key) > 255:
+        return JsonResponse({"errors": [{"message": KEY_TOO_LONG}]}, status=400)
+    fingerprint = _fingerprint(request.body)
+    IdempotencyKey.objects.get_or_create(client=client, key=key,
+                                         defaults={"request_hash": fingerprint})
+    with transaction.atomic():
+        # Holding this row for the whole request makes concurrent retries queue behind it.
+        record = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
+        if record.request_hash != fingerprint:
+            return JsonResponse({"errors": [{"message": KEY_REUSED}]}, status=422)
+        if record.status_code is not None:
+            replay = HttpResponse(record.response_body, status=record.status_code,
+                                  content_type="application/json")
+            replay["Idempotent-Replayed"] = "true"
+            return replay
+        response = run()
+        record.status_code = response.status_code
+        record.response_body = response.content.decode()
+        record.save(update_fields=["status_code", "response_body"])
+        return response

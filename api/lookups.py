@@ -1,0 +1,73 @@
+"""Objects named by id in API calls, looked up within the caller's clinics. Another clinic's
+object is simply not found."""
+
+from approvals.models import FinancialRequest
+from billing.exceptions import BusinessRuleError
+from billing.models import (
+    Account,
+    Clinic,
+    DisputeReason,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    TaxRate,
+)
+from billing.selectors import visible_to
+from refunds.models import Refund
+
+NOT_FOUND = "No {what} with id {id} in your clinics."
+
+
+def _get(queryset, what: str, pk):
+    try:
+        return queryset.get(pk=int(pk))
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise BusinessRuleError(NOT_FOUND.format(what=what, id=pk)) from None
+
+
+def user_of(info):
+    return info.context.request.user
+
+
+def clinic_for(info, pk) -> Clinic:
+    return _get(visible_to(Clinic.objects.all(), user=user_of(info)), "clinic", pk)
+
+
+def account_for(info, pk) -> Account:
+    return _get(visible_to(Account.objects.select_related("clinic"), user=user_of(info)),
+                "account", pk)
+
+
+def invoice_for(info, pk) -> Invoice:
+    return _get(visible_to(Invoice.objects.select_related("clinic"), user=user_of(info)),
+                "invoice", pk)
+
+
+def payment_for(invoice: Invoice, pk) -> Payment | None:
+    if pk is None:
+        return None
+    return _get(Payment.objects.filter(invoice=invoice), f"payment on {invoice}", pk)
+
+
+def payment_method_for(clinic: Clinic, pk) -> PaymentMethod:
+    return _get(PaymentMethod.objects.filter(clinic=clinic), f"payment method of {clinic.name}",
+                pk)
+
+
+def tax_rate_for(clinic: Clinic, pk) -> TaxRate:
+    return _get(TaxRate.objects.filter(clinic=clinic, is_active=True),
+                f"tax rate of {clinic.name}", pk)
+
+
+def dispute_reason_for(pk) -> DisputeReason:
+    return _get(DisputeReason.objects.all(), "dispute reason", pk)
+
+
+def refund_for(info, pk) -> Refund:
+    return _get(visible_to(Refund.objects.all(), user=user_of(info),
+                           clinic_path="invoice__clinic"), "refund", pk)
+
+
+def request_for(info, pk) -> FinancialRequest:
+    return _get(visible_to(FinancialRequest.objects.all(), user=user_of(info)),
+                "financial request", pk)

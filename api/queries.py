@@ -1,0 +1,135 @@
+"""Read-only queries, all limited to the caller's clinics (billing:read)."""
+
+import strawberry
+from django.conf import settings
+from django.db.models import Prefetch
+from strawberry import Info
+
+from approvals.models import FinancialRequest
+from billing.models import Clinic, DisputeReason, Invoice, Payment, PaymentMethod, TaxRate
+from billing.selectors import invoice_search, visible_to
+from refunds.models import CreditNote
+
+from .lookups import user_of
+from .permissions import needs
+from .types import (
+    ClinicType,
+    CreditNoteType,
+    DisputeReasonType,
+    FinancialRequestType,
+    InvoiceStatusEnum,
+    InvoiceType,
+    PaymentMethodType,
+    RequestStatusEnum,
+    TaxRateType,
+)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def with_invoice_details(invoices):
+    """Everything an Invoice selection may show, in a fixed number of queries."""
+    return invoices.select_related("clinic", "account").prefetch_related(
+        "lines",
+        Prefetch("payments", queryset=Payment.objects.select_related("method")),
+        "credit_notes__lines",
+        "refunds",
+        Prefetch("requests", queryset=FinancialRequest.objects.select_related(
+            "requested_by", "decided_by", "credit_note")),
+    )
+
+
+def with_note_details(notes):
+    return notes.prefetch_related("lines")
+
+
+def _clinics(info: Info) -> list[ClinicType]:
+    return list(visible_to(Clinic.objects.all(), user=user_of(info)).order_by("code"))
+
+
+def _tax_rates(info: Info, clinic_id: strawberry.ID) -> list[TaxRateType]:
+    return list(visible_to(TaxRate.objects.all(), user=user_of(info))
+                .filter(clinic_id=_int(clinic_id)).order_by("name"))
+
+
+def _payment_methods(info: Info, clinic_id: strawberry.ID) -> list[PaymentMethodType]:
+    return list(visible_to(PaymentMethod.objects.all(), user=user_of(info))
+                .filter(clinic_id=_int(clinic_id)).order_by("name"))
+
+
+def _dispute_reasons(info: Info) -> list[DisputeReasonType]:
+    return list(DisputeReason.objects.filter(is_active=True).order_by("name"))
+
+
+def _invoice(info: Info, id: strawberry.ID) -> InvoiceType | None:
+    invoices = with_invoice_details(visible_to(Invoice.objects.all(), user=user_of(info)))
+    return invoices.filter(pk=_int(id)).first()
+
+
+def _invoices(
+    info: Info,
+    clinic_id: strawberry.ID | None = None,
+    search: str | None = None,
+    status: InvoiceStatusEnum | None = None,
+    first: int = 50,
+    offset: int = 0,
+) -> list[InvoiceType]:
+    first = max(0, min(first, settings.API_MAX_PAGE_SIZE))
+    offset = max(0, offset)
+    invoices = invoice_search(user=user_of(info), search=search or "",
+                              status=status.value if status else "",
+                              clinic_id=_int(clinic_id) if clinic_id else None)
+    return list(with_invoice_details(invoices).order_by("-created_at", "-pk")
+                [offset:offset + first])
+
+
+def _credit_note(info: Info, id: strawberry.ID) -> CreditNoteType | None:
+    notes = with_note_details(visible_to(CreditNote.objects.all(), user=user_of(info)))
+    return notes.filter(pk=_int(id)).first()
+
+
+def _credit_notes(info: Info, invoice_id: strawberry.ID) -> list[CreditNoteType]:
+    notes = with_note_details(visible_to(CreditNote.objects.all(), user=user_of(info)))
+    return list(notes.filter(invoice_id=_int(invoice_id)).order_by("issued_at", "pk"))
+
+
+def _financial_requests(
+    info: Info,
+    clinic_id: strawberry.ID | None = None,
+    status: RequestStatusEnum | None = None,
+) -> list[FinancialRequestType]:
+    requests = visible_to(FinancialRequest.objects.all(), user=user_of(info)).select_related(
+        "requested_by", "decided_by", "credit_note")
+    if clinic_id is not None:
+        requests = requests.filter(clinic_id=_int(clinic_id))
+    if status is not None:
+        requests = requests.filter(status=status.value)
+    return list(requests.order_by("-requested_at", "-pk"))
+
+
+READ = needs("billing:read")
+
+
+@strawberry.type
+class Query:
+    clinics: list[ClinicType] = strawberry.field(resolver=_clinics, extensions=READ)
+    tax_rates: list[TaxRateType] = strawberry.field(resolver=_tax_rates, extensions=READ)
+    payment_methods: list[PaymentMethodType] = strawberry.field(resolver=_payment_methods,
+                                                                extensions=READ)
+    dispute_reasons: list[DisputeReasonType] = strawberry.field(resolver=_dispute_reasons,
+                                                                extensions=READ)
+    invoice: InvoiceType | None = strawberry.field(resolver=_invoice, extensions=READ)
+    invoices: list[InvoiceType] = strawberry.field(
+        resolver=_invoices, extensions=READ,
+        description=f"Newest first; `first` at most {settings.API_MAX_PAGE_SIZE}.")
+    credit_note: CreditNoteType | None = strawberry.field(resolver=_credit_note,
+                                                          extensions=READ)
+    credit_notes: list[CreditNoteType] = strawberry.field(resolver=_credit_notes,
+                                                          extensions=READ)
+    financial_requests: list[FinancialRequestType] = strawberry.field(
+        resolver=_financial_requests, extensions=READ)

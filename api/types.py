@@ -1,0 +1,416 @@
+"""GraphQL types. Names and fields follow the billing API integrators know; money is a Decimal
+serialised as a string with the currency's places ("28.700" for OMR, "28.70" for USD)."""
+
+import datetime
+import uuid
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+import strawberry_django
+
+from approvals import models as approval_models
+from billing import models as billing
+from billing.money import quantum
+from refunds import models as refund_models
+
+
+def _money(amount: Decimal | None, currency: str) -> Decimal | None:
+    return None if amount is None else amount.quantize(quantum(currency))
+
+
+def _percentage(value: Decimal) -> Decimal:
+    """5.0000 → 5, 12.5000 → 12.5 (never exponent notation)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+def _id(value) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
+
+
+@strawberry.enum(name="Policy")
+class PolicyEnum(Enum):
+    DIRECT = "direct"
+    APPROVAL = "approval"
+
+
+@strawberry.enum(name="PaymentMethodKind")
+class PaymentMethodKindEnum(Enum):
+    MANUAL = "manual"
+    GATEWAY = "gateway"
+
+
+@strawberry.enum(name="InvoiceStatus")
+class InvoiceStatusEnum(Enum):
+    DRAFT = "draft"
+    ISSUED = "issued"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    CREDITED = "credited"
+    CANCELLED = "cancelled"
+
+
+@strawberry.enum(name="RefundStatus")
+class RefundStatusEnum(Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    AWAITING_PAYOUT = "awaiting_payout"
+    PAID_OUT = "paid_out"
+
+
+@strawberry.enum(name="FinancialRequestKind")
+class RequestKindEnum(Enum):
+    REFUND = "refund"
+    CANCELLATION = "cancellation"
+
+
+@strawberry.enum(name="FinancialRequestStatus")
+class RequestStatusEnum(Enum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    COMPLETED = "completed"
+
+
+@strawberry.enum(name="CreditNoteKind")
+class CreditNoteKindEnum(Enum):
+    REFUND = "refund"
+    CREDIT = "credit"
+    CANCELLATION = "cancellation"
+
+
+@strawberry_django.type(billing.Clinic, name="Clinic")
+class ClinicType:
+    id: strawberry.ID
+    code: str
+    name: str
+    timezone: str
+
+    @strawberry_django.field
+    def currency_id(self, root: billing.Clinic) -> str:
+        return root.currency
+
+    @strawberry_django.field
+    def refund_policy(self, root: billing.Clinic) -> PolicyEnum:
+        return PolicyEnum(root.refund_policy)
+
+    @strawberry_django.field
+    def cancellation_policy(self, root: billing.Clinic) -> PolicyEnum:
+        return PolicyEnum(root.cancellation_policy)
+
+
+@strawberry_django.type(billing.TaxRate, name="TaxRate")
+class TaxRateType:
+    id: strawberry.ID
+    name: str
+    is_active: bool
+
+    @strawberry_django.field
+    def percentage(self, root: billing.TaxRate) -> Decimal:
+        return _percentage(root.percentage)
+
+
+@strawberry_django.type(billing.PaymentMethod, name="PaymentMethod")
+class PaymentMethodType:
+    id: strawberry.ID
+    name: str
+    is_active: bool
+
+    @strawberry_django.field
+    def kind(self, root: billing.PaymentMethod) -> PaymentMethodKindEnum:
+        return PaymentMethodKindEnum(root.kind)
+
+
+@strawberry_django.type(billing.DisputeReason, name="DisputeReason")
+class DisputeReasonType:
+    id: strawberry.ID
+    name: str
+    is_active: bool
+
+
+@strawberry_django.type(billing.Account, name="Account")
+class AccountType:
+    id: strawberry.ID
+    name: str
+    number: str
+    email: str
+    phone: str
+
+    @strawberry_django.field
+    def entity_id(self, root: billing.Account) -> strawberry.ID:
+        return _id(root.clinic_id)
+
+
+@strawberry_django.type(billing.InvoiceLine, name="InvoiceLine")
+class InvoiceLineType:
+    id: strawberry.ID
+    description: str
+    quantity: Decimal
+
+    @strawberry_django.field(description="Tax rate of the line in percent (a snapshot).")
+    def tax_rate(self, root: billing.InvoiceLine) -> Decimal:
+        return _percentage(root.tax_percentage)
+
+    @strawberry_django.field
+    def unit_price(self, root: billing.InvoiceLine) -> Decimal:
+        return _money(root.unit_price, root.invoice.currency)
+
+    @strawberry_django.field
+    def net(self, root: billing.InvoiceLine) -> Decimal:
+        return _money(root.net, root.invoice.currency)
+
+    @strawberry_django.field
+    def tax(self, root: billing.InvoiceLine) -> Decimal:
+        return _money(root.tax, root.invoice.currency)
+
+    @strawberry_django.field
+    def total(self, root: billing.InvoiceLine) -> Decimal:
+        return _money(root.total, root.invoice.currency)
+
+    @strawberry_django.field(description="Net (without tax) credited or refunded so far.")
+    def credited_net(self, root: billing.InvoiceLine) -> Decimal:
+        return _money(root.credited_net, root.invoice.currency)
+
+    @strawberry_django.field(description="Tax credited or refunded so far.")
+    def credited_tax(self, root: billing.InvoiceLine) -> Decimal:
+        return _money(root.credited_tax, root.invoice.currency)
+
+
+@strawberry_django.type(billing.Payment, name="Payment")
+class PaymentType:
+    id: strawberry.ID
+    reference: str
+    received_at: datetime.datetime
+    payment_method: PaymentMethodType = strawberry_django.field(field_name="method")
+
+    @strawberry_django.field
+    def amount(self, root: billing.Payment) -> Decimal:
+        return _money(root.amount, root.invoice.currency)
+
+    @strawberry_django.field
+    def refunded_amount(self, root: billing.Payment) -> Decimal:
+        return _money(root.amount_refunded, root.invoice.currency)
+
+    @strawberry_django.field
+    def invoice_id(self, root: billing.Payment) -> strawberry.ID:
+        return _id(root.invoice_id)
+
+
+@strawberry_django.type(refund_models.Refund, name="Refund")
+class RefundType:
+    id: strawberry.ID
+    gateway_reference: str
+    failure_reason: str
+    created_at: datetime.datetime
+
+    @strawberry_django.field
+    def amount(self, root: refund_models.Refund) -> Decimal:
+        return _money(root.amount, root.currency)
+
+    @strawberry_django.field
+    def currency_id(self, root: refund_models.Refund) -> str:
+        return root.currency
+
+    @strawberry_django.field
+    def status(self, root: refund_models.Refund) -> RefundStatusEnum:
+        return RefundStatusEnum(root.status)
+
+    @strawberry_django.field
+    def payment_id(self, root: refund_models.Refund) -> strawberry.ID:
+        return _id(root.payment_id)
+
+    @strawberry_django.field
+    def credit_note_id(self, root: refund_models.Refund) -> strawberry.ID:
+        return _id(root.credit_note_id)
+
+    @strawberry_django.field
+    def invoice_id(self, root: refund_models.Refund) -> strawberry.ID:
+        return _id(root.invoice_id)
+
+
+@strawberry_django.type(refund_models.CreditNoteLine, name="CreditNoteLine")
+class CreditNoteLineType:
+    id: strawberry.ID
+
+    @strawberry_django.field
+    def invoice_line_id(self, root: refund_models.CreditNoteLine) -> strawberry.ID:
+        return _id(root.invoice_line_id)
+
+    @strawberry_django.field
+    def net(self, root: refund_models.CreditNoteLine) -> Decimal:
+        return _money(root.net, root.credit_note.currency)
+
+    @strawberry_django.field
+    def tax(self, root: refund_models.CreditNoteLine) -> Decimal:
+        return _money(root.tax, root.credit_note.currency)
+
+    @strawberry_django.field
+    def total(self, root: refund_models.CreditNoteLine) -> Decimal:
+        return _money(root.total, root.credit_note.currency)
+
+
+@strawberry_django.type(refund_models.CreditNote, name="CreditNote")
+class CreditNoteType:
+    id: strawberry.ID
+    number: str
+    uuid: uuid.UUID
+    is_credit: bool
+    is_legacy: bool
+    description: str
+    issued_at: datetime.datetime
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    lines: list[CreditNoteLineType]
+
+    @strawberry_django.field
+    def kind(self, root: refund_models.CreditNote) -> CreditNoteKindEnum:
+        return CreditNoteKindEnum(root.kind)
+
+    @strawberry_django.field
+    def amount(self, root: refund_models.CreditNote) -> Decimal:
+        return _money(root.amount, root.currency)
+
+    @strawberry_django.field
+    def subtotal(self, root: refund_models.CreditNote) -> Decimal:
+        return _money(root.subtotal, root.currency)
+
+    @strawberry_django.field
+    def tax_amount(self, root: refund_models.CreditNote) -> Decimal:
+        return _money(root.tax_amount, root.currency)
+
+    @strawberry_django.field(description="The part that reduced the invoice's balance due.")
+    def amount_applied(self, root: refund_models.CreditNote) -> Decimal:
+        return _money(root.amount_applied, root.currency)
+
+    @strawberry_django.field(description="The part refunded to the payer.")
+    def amount_unapplied(self, root: refund_models.CreditNote) -> Decimal:
+        return _money(root.amount_unapplied, root.currency)
+
+    @strawberry_django.field
+    def currency_id(self, root: refund_models.CreditNote) -> str:
+        return root.currency
+
+    @strawberry_django.field
+    def credited_invoice_id(self, root: refund_models.CreditNote) -> strawberry.ID:
+        return _id(root.invoice_id)
+
+    @strawberry_django.field
+    def entity_id(self, root: refund_models.CreditNote) -> strawberry.ID:
+        return _id(root.clinic_id)
+
+    @strawberry_django.field
+    def account_id(self, root: refund_models.CreditNote) -> strawberry.ID:
+        return _id(root.account_id)
+
+    @strawberry_django.field
+    def dispute_reason_id(self, root: refund_models.CreditNote) -> strawberry.ID:
+        return _id(root.dispute_reason_id)
+
+    @strawberry_django.field(description="The approved request that authorised it, if any.")
+    def dispute_id(self, root: refund_models.CreditNote) -> strawberry.ID | None:
+        return _id(root.dispute_id)
+
+    @strawberry_django.field(description="External reference, may be empty.")
+    def warren_id(self, root: refund_models.CreditNote) -> str | None:
+        return root.warren_id or None
+
+
+@strawberry_django.type(approval_models.FinancialRequest, name="FinancialRequest")
+class FinancialRequestType:
+    id: strawberry.ID
+    remarks: str
+    decision_remarks: str
+    requested_at: datetime.datetime
+    decided_at: datetime.datetime | None
+
+    @strawberry_django.field
+    def kind(self, root: approval_models.FinancialRequest) -> RequestKindEnum:
+        return RequestKindEnum(root.kind)
+
+    @strawberry_django.field
+    def status(self, root: approval_models.FinancialRequest) -> RequestStatusEnum:
+        return RequestStatusEnum(root.status)
+
+    @strawberry_django.field
+    def invoice_id(self, root: approval_models.FinancialRequest) -> strawberry.ID:
+        return _id(root.invoice_id)
+
+    @strawberry_django.field(description="Username of the requester.")
+    def requested_by(self, root: approval_models.FinancialRequest) -> str:
+        return root.requested_by.get_username()
+
+    @strawberry_django.field(description="Username of the approver who decided, if decided.")
+    def decided_by(self, root: approval_models.FinancialRequest) -> str | None:
+        return root.decided_by.get_username() if root.decided_by_id else None
+
+    @strawberry_django.field
+    def credit_note_id(self, root: approval_models.FinancialRequest) -> strawberry.ID | None:
+        note = getattr(root, "credit_note", None)
+        return _id(note.pk) if note is not None else None
+
+
+@strawberry_django.type(billing.Invoice, name="Invoice")
+class InvoiceType:
+    id: strawberry.ID
+    number: str | None
+    issue_date: datetime.date | None
+    due_date: datetime.date | None
+    created_at: datetime.datetime
+    lines: list[InvoiceLineType]
+    payments: list[PaymentType]
+    credit_notes: list[CreditNoteType]
+    refunds: list[RefundType]
+
+    @strawberry_django.field
+    def status(self, root: billing.Invoice) -> InvoiceStatusEnum:
+        return InvoiceStatusEnum(root.status)
+
+    @strawberry_django.field
+    def currency_id(self, root: billing.Invoice) -> str:
+        return root.currency
+
+    @strawberry_django.field
+    def entity_id(self, root: billing.Invoice) -> strawberry.ID:
+        return _id(root.clinic_id)
+
+    @strawberry_django.field
+    def account_id(self, root: billing.Invoice) -> strawberry.ID:
+        return _id(root.account_id)
+
+    @strawberry_django.field
+    def subtotal(self, root: billing.Invoice) -> Decimal:
+        return _money(root.subtotal, root.currency)
+
+    @strawberry_django.field
+    def tax_amount(self, root: billing.Invoice) -> Decimal:
+        return _money(root.tax_amount, root.currency)
+
+    @strawberry_django.field
+    def total(self, root: billing.Invoice) -> Decimal:
+        return _money(root.total, root.currency)
+
+    @strawberry_django.field
+    def amount_paid(self, root: billing.Invoice) -> Decimal:
+        return _money(root.amount_paid, root.currency)
+
+    @strawberry_django.field
+    def amount_refunded(self, root: billing.Invoice) -> Decimal:
+        return _money(root.amount_refunded, root.currency)
+
+    @strawberry_django.field
+    def amount_credited(self, root: billing.Invoice) -> Decimal:
+        return _money(root.amount_credited, root.currency)
+
+    @strawberry_django.field
+    def balance_due(self, root: billing.Invoice) -> Decimal:
+        return _money(root.balance_due, root.currency)
+
+    @strawberry_django.field(description="Requests waiting for a decision or approved and not "
+                                         "yet carried out.")
+    def open_requests(self, root: billing.Invoice) -> list[FinancialRequestType]:
+        return [request for request in root.requests.all()
+                if request.status in approval_models.OPEN_STATUSES]
