@@ -45,9 +45,10 @@ class Mutation:
 
 
 def build_schema(*, introspection: bool) -> strawberry.Schema:
-    extensions = [QueryDepthLimiter(max_depth=settings.API_MAX_QUERY_DEPTH)]
+    depth = settings.API_MAX_QUERY_DEPTH
+    extensions = [lambda: QueryDepthLimiter(max_depth=depth)]
     if not introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 
