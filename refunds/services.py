@@ -322,16 +322,23 @@ def _record_gateway_result(*, refund_id: int, result) -> Refund:
     return refund
 
 
+def _lock_refund(refund: Refund, *, actor, status: str, refusal: str) -> tuple[Invoice, Refund]:
+    """Lock the refund's invoice, then the refund; refuse unless the actor may refund and the
+    refund is in `status`."""
+    invoice = invoice_lock(refund.invoice_id)
+    locked = Refund.objects.select_for_update().get(pk=refund.pk)
+    ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
+               action="refund invoices")
+    if locked.status != status:
+        raise BusinessRuleError(refusal.format(status=locked.get_status_display().lower()))
+    return invoice, locked
+
+
 def refund_retry(*, refund: Refund, actor) -> Refund:
     """Send a failed gateway refund again, with the same idempotency key."""
     with transaction.atomic():
-        invoice, _ = _lock(refund.invoice)
-        refund = Refund.objects.select_for_update().get(pk=refund.pk)
-        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
-                   action="refund invoices")
-        if refund.status != RefundStatus.FAILED:
-            raise BusinessRuleError(RETRY_NOT_FAILED.format(
-                status=refund.get_status_display().lower()))
+        invoice, refund = _lock_refund(refund, actor=actor, status=RefundStatus.FAILED,
+                                       refusal=RETRY_NOT_FAILED)
         from_state = refund.status
         refund.retry()
         refund.save()
@@ -347,13 +354,8 @@ def refund_retry(*, refund: Refund, actor) -> Refund:
 def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
     """Staff paid a manual refund back outside the system (cash, transfer…)."""
     with transaction.atomic():
-        invoice, _ = _lock(refund.invoice)
-        refund = Refund.objects.select_for_update().get(pk=refund.pk)
-        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
-                   action="refund invoices")
-        if refund.status != RefundStatus.AWAITING_PAYOUT:
-            raise BusinessRuleError(PAYOUT_NOT_AWAITING.format(
-                status=refund.get_status_display().lower()))
+        invoice, refund = _lock_refund(refund, actor=actor, status=RefundStatus.AWAITING_PAYOUT,
+                                       refusal=PAYOUT_NOT_AWAITING)
         from_state = refund.status
         refund.mark_paid_out()
         refund.paid_out_by = actor
