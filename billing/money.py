@@ -20,6 +20,10 @@ CURRENCY_CHOICES = [(code, code) for code in sorted(MINOR_UNITS)]
 # Storage: wide enough for 3-decimal currencies and large clinic totals.
 MONEY_MAX_DIGITS = 14
 MONEY_DECIMAL_PLACES = 3
+# Every stored amount is below this (99,999,999,999.999 at most).
+MONEY_LIMIT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
+# Line quantities: up to 9,999,999.999.
+QUANTITY_LIMIT = Decimal(10) ** 7
 
 ZERO = Decimal("0")
 

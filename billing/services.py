@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -27,15 +29,30 @@ from .models import (
     Service,
     TaxRate,
 )
-from .money import ZERO, format_money, has_currency_places, line_amounts, minor_units
+from .money import (
+    MONEY_LIMIT,
+    QUANTITY_LIMIT,
+    ZERO,
+    format_money,
+    has_currency_places,
+    line_amounts,
+    minor_units,
+)
 from .numbering import number_take
 
 ACCOUNT_OF_OTHER_CLINIC = "That patient account belongs to another clinic."
 ACCOUNT_INACTIVE = "The account {account} is closed; reopen it before billing it."
 NO_LINES = "Add at least one line to the invoice."
 LINE_NO_DESCRIPTION = "Line {n}: enter a description."
-LINE_QUANTITY = "Line {n}: the quantity must be greater than zero, with at most 3 decimals."
-LINE_PRICE_NEGATIVE = "Line {n}: the unit price cannot be negative."
+LINE_QUANTITY = (
+    "Line {n}: the quantity must be greater than zero and below 10,000,000, with at most "
+    "3 decimals."
+)
+LINE_PRICE_NEGATIVE = "Line {n}: enter a unit price of zero or more."
+LINE_TOO_LARGE = "Line {n}: the amount is too large to bill; split it or check the figures."
+INVOICE_TOO_LARGE = "The invoice total is too large to bill; split it into several invoices."
+LINE_DESCRIPTION_TOO_LONG = "Line {n}: keep the description under 300 characters."
+REFERENCE_TOO_LONG = "Keep the reference under 100 characters."
 LINE_PRICE_PLACES = "Line {n}: {currency} prices have at most {places} decimals."
 LINE_TAX_RATE = "Line {n}: choose a tax rate of this clinic."
 LINE_SERVICE = "Line {n}: choose a service of this clinic."
@@ -59,6 +76,10 @@ PAYMENT_NOT_ALLOWED = "{invoice} cannot take a payment while it is {status}."
 ACCOUNT_NAME_REQUIRED = "Enter the account holder's name."
 ACCOUNT_NUMBER_REQUIRED = "Enter the patient or account number."
 ACCOUNT_NUMBER_TAKEN = "{clinic} already has an account numbered {number}."
+ACCOUNT_NAME_TOO_LONG = "Keep the name under 200 characters."
+ACCOUNT_NUMBER_TOO_LONG = "Account numbers have at most 30 characters."
+ACCOUNT_EMAIL_INVALID = "Enter a valid email address, or leave it empty."
+ACCOUNT_PHONE_TOO_LONG = "Keep the phone number under 40 characters."
 
 
 def account_create(*, clinic: Clinic, name: str, number: str, actor, email: str = "",
@@ -67,18 +88,32 @@ def account_create(*, clinic: Clinic, name: str, number: str, actor, email: str 
     ensure_can(actor=actor, clinic=clinic, permission="billing.add_account",
                action="create accounts")
     name, number = (name or "").strip(), (number or "").strip()
+    email, phone = (email or "").strip(), (phone or "").strip()
     if not name:
         raise BusinessRuleError(ACCOUNT_NAME_REQUIRED)
+    if len(name) > 200:
+        raise BusinessRuleError(ACCOUNT_NAME_TOO_LONG)
     if not number:
         raise BusinessRuleError(ACCOUNT_NUMBER_REQUIRED)
+    if len(number) > 30:
+        raise BusinessRuleError(ACCOUNT_NUMBER_TOO_LONG)
+    if email:
+        try:
+            if len(email) > 254:
+                raise ValidationError(ACCOUNT_EMAIL_INVALID)
+            validate_email(email)
+        except ValidationError:
+            raise BusinessRuleError(ACCOUNT_EMAIL_INVALID) from None
+    if len(phone) > 40:
+        raise BusinessRuleError(ACCOUNT_PHONE_TOO_LONG)
     with transaction.atomic():
         if Account.objects.filter(clinic=clinic, number=number).exists():
             raise BusinessRuleError(ACCOUNT_NUMBER_TAKEN.format(clinic=clinic.name,
                                                                 number=number))
         try:
             with transaction.atomic():
-                account = Account.objects.create(clinic=clinic, name=name[:200],
-                                                 number=number[:30], email=email, phone=phone)
+                account = Account.objects.create(clinic=clinic, name=name, number=number,
+                                                 email=email, phone=phone)
         except IntegrityError:  # created by someone else a moment ago
             raise BusinessRuleError(ACCOUNT_NUMBER_TAKEN.format(
                 clinic=clinic.name, number=number)) from None
@@ -130,21 +165,27 @@ def _build_line(*, n: int, spec: LineInput, clinic: Clinic) -> InvoiceLine:
         raise BusinessRuleError(LINE_NO_DESCRIPTION.format(n=n))
     if (
         not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0
-        or quantity != quantity.quantize(Decimal("0.001"))
+        or quantity >= QUANTITY_LIMIT or quantity != quantity.quantize(Decimal("0.001"))
     ):
         raise BusinessRuleError(LINE_QUANTITY.format(n=n))
     if not isinstance(unit_price, Decimal) or not unit_price.is_finite() or unit_price < 0:
         raise BusinessRuleError(LINE_PRICE_NEGATIVE.format(n=n))
+    if len(description) > 300:
+        raise BusinessRuleError(LINE_DESCRIPTION_TOO_LONG.format(n=n))
     if not has_currency_places(unit_price, clinic.currency):
         raise BusinessRuleError(LINE_PRICE_PLACES.format(
             n=n, currency=clinic.currency, places=minor_units(clinic.currency)))
     if tax_rate is None or tax_rate.clinic_id != clinic.pk:
         raise BusinessRuleError(LINE_TAX_RATE.format(n=n))
+    if unit_price >= MONEY_LIMIT:
+        raise BusinessRuleError(LINE_TOO_LARGE.format(n=n))
     net, tax, total = line_amounts(
         quantity=quantity, unit_price=unit_price, rate=tax_rate.rate, currency=clinic.currency
     )
+    if total >= MONEY_LIMIT:
+        raise BusinessRuleError(LINE_TOO_LARGE.format(n=n))
     return InvoiceLine(
-        position=n, service=service, description=description[:300], quantity=quantity,
+        position=n, service=service, description=description, quantity=quantity,
         unit_price=unit_price, tax_rate=tax_rate, tax_name=tax_rate.name,
         tax_percentage=tax_rate.percentage, net=net, tax=tax, total=total,
     )
@@ -170,6 +211,8 @@ def invoice_create(
     if not lines:
         raise BusinessRuleError(NO_LINES)
     built = [_build_line(n=n, spec=spec, clinic=clinic) for n, spec in enumerate(lines, start=1)]
+    if sum((line.total for line in built), ZERO) >= MONEY_LIMIT:
+        raise BusinessRuleError(INVOICE_TOO_LARGE)
 
     with transaction.atomic():
         subtotal = sum((line.net for line in built), ZERO)
@@ -257,6 +300,9 @@ def payment_record(
         if invoice.status == InvoiceStatus.CANCELLED:
             raise BusinessRuleError(PAYMENT_ON_CANCELLED.format(invoice=invoice))
         _check_amount(amount, invoice.currency)
+        reference = (reference or "").strip()
+        if len(reference) > 100:
+            raise BusinessRuleError(REFERENCE_TOO_LONG)
         if method.clinic_id != invoice.clinic_id:
             raise BusinessRuleError(METHOD_OF_OTHER_CLINIC)
         if not method.is_active:
@@ -274,7 +320,7 @@ def payment_record(
                 invoice=invoice, status=invoice.get_status_display().lower()))
 
         payment = Payment.objects.create(
-            invoice=invoice, method=method, amount=amount, reference=reference.strip(),
+            invoice=invoice, method=method, amount=amount, reference=reference,
             recorded_by=actor, received_at=received_at or timezone.now(),
         )
         from_state = invoice.status
