@@ -15,6 +15,7 @@ from audit.context import audit_context
 
 from .idempotency import idempotent
 
+ONLY_POST = "Send GraphQL requests as POST with a JSON body to this address."
 UNAUTHENTICATED = (
     "Send a valid access token: Authorization: Bearer <token> (get one from /o/token/)."
 )
@@ -40,6 +41,10 @@ class ApiView(GraphQLView):
     allow_queries_via_get = False
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            response = JsonResponse({"errors": [{"message": ONLY_POST}]}, status=405)
+            response["Allow"] = "POST"
+            return response
         if _bearer_token(request) is not None:
             valid, oauth_request = get_oauthlib_core().verify_request(request, scopes=[])
             token = oauth_request.access_token if valid else None
