@@ -102,14 +102,18 @@ def _financial_requests(
     info: Info,
     clinic_id: strawberry.ID | None = None,
     status: RequestStatusEnum | None = None,
+    first: int = 50,
+    offset: int = 0,
 ) -> list[FinancialRequestType]:
+    first = max(0, min(first, settings.API_MAX_PAGE_SIZE))
+    offset = max(0, offset)
     requests = visible_to(FinancialRequest.objects.all(), user=user_of(info)).select_related(
         "requested_by", "decided_by", "credit_note")
     if clinic_id is not None:
         requests = requests.filter(clinic_id=_int(clinic_id))
     if status is not None:
         requests = requests.filter(status=status.value)
-    return list(requests.order_by("-requested_at", "-pk"))
+    return list(requests.order_by("-requested_at", "-pk")[offset:offset + first])
 
 
 READ = needs("billing:read")
@@ -132,4 +136,5 @@ class Query:
     credit_notes: list[CreditNoteType] = strawberry.field(resolver=_credit_notes,
                                                           extensions=READ)
     financial_requests: list[FinancialRequestType] = strawberry.field(
-        resolver=_financial_requests, extensions=READ)
+        resolver=_financial_requests, extensions=READ,
+        description=f"Newest first; `first` at most {settings.API_MAX_PAGE_SIZE}.")

@@ -20,7 +20,7 @@ def _money(amount: Decimal | None, currency: str) -> Decimal | None:
 
 
 def _percentage(value: Decimal) -> Decimal:
-    """5.0000 → 5, 12.5000 → 12.5 (never exponent notation)."""
+    """Without trailing zeros: 5.0000 → 5, 12.5000 → 12.5, 2.000 → 2 (never 1E+1)."""
     return Decimal(format(value.normalize(), "f"))
 
 
@@ -149,7 +149,10 @@ class AccountType:
 class InvoiceLineType:
     id: strawberry.ID
     description: str
-    quantity: Decimal
+
+    @strawberry_django.field
+    def quantity(self, root: billing.InvoiceLine) -> Decimal:
+        return _percentage(root.quantity)
 
     @strawberry_django.field(description="Tax rate of the line in percent (a snapshot).")
     def tax_rate(self, root: billing.InvoiceLine) -> Decimal:
@@ -364,6 +367,7 @@ class InvoiceType:
     payments: list[PaymentType]
     credit_notes: list[CreditNoteType]
     refunds: list[RefundType]
+    account: AccountType
 
     @strawberry_django.field
     def status(self, root: billing.Invoice) -> InvoiceStatusEnum:

@@ -67,10 +67,10 @@ def test_it_issues_the_invoice_with_its_lines_and_totals(client, token, account,
         "subtotal": "27.333", "taxAmount": "1.367", "total": "28.700", "amountPaid": "0.000",
         "amountRefunded": "0.000", "amountCredited": "0.000", "balanceDue": "28.700",
         "lines": [
-            {"id": str(first.pk), "description": "Consultation", "quantity": "2.000",
+            {"id": str(first.pk), "description": "Consultation", "quantity": "2",
              "unitPrice": "10.000", "taxRate": "5", "net": "20.000", "tax": "1.000",
              "total": "21.000", "creditedNet": "0.000", "creditedTax": "0.000"},
-            {"id": str(second.pk), "description": "Dressing", "quantity": "1.000",
+            {"id": str(second.pk), "description": "Dressing", "quantity": "1",
              "unitPrice": "7.333", "taxRate": "5", "net": "7.333", "tax": "0.367",
              "total": "7.700", "creditedNet": "0.000", "creditedTax": "0.000"},
         ]}}

@@ -188,6 +188,25 @@ def test_financial_requests_only_in_the_callers_clinics(client, token, clerk, ap
     assert ids(outsiders["data"]["financialRequests"]) == [str(theirs.pk)]
 
 
+def test_an_invoice_shows_its_patient_account(client, token, make_invoice, account):
+    invoice = make_invoice()
+    query = "query($id: ID!) { invoice(id: $id) { accountId account { id name number } } }"
+    assert gql(client, token, query, {"id": str(invoice.pk)})["data"]["invoice"] == {
+        "accountId": str(account.pk),
+        "account": {"id": str(account.pk), "name": "Aisha Al-Balushi", "number": "P00001"}}
+
+
+def test_financial_requests_page_with_first_and_offset(client, token, clerk, approval_clinic,
+                                                       make_invoice):
+    requests = [refund_request_create(invoice=make_invoice(), remarks=f"Request {n}",
+                                      actor=clerk) for n in range(3)]
+    query = ("query($first: Int!, $offset: Int!) { financialRequests(first: $first, "
+             "offset: $offset) { id } }")
+    newest_first = [str(request.pk) for request in reversed(requests)]
+    page = gql(client, token, query, {"first": 2, "offset": 1})["data"]["financialRequests"]
+    assert ids(page) == newest_first[1:3]
+
+
 # -- the invoice list ------------------------------------------------------------------------------
 
 INVOICES = ("query($c: ID, $q: String, $s: InvoiceStatus, $first: Int! = 50, $offset: Int! = 0) "

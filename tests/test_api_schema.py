@@ -103,7 +103,8 @@ def test_the_queries_of_the_issue(contract):
                      "first": "Int!", "offset": "Int!"},
         "creditNote": {"id": "ID!"},
         "creditNotes": {"invoiceId": "ID!"},
-        "financialRequests": {"clinicId": "ID", "status": "FinancialRequestStatus"},
+        "financialRequests": {"clinicId": "ID", "status": "FinancialRequestStatus",
+                              "first": "Int!", "offset": "Int!"},
     }
     assert "first: Int! = 50, offset: Int! = 0" in sdl()
 
