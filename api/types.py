@@ -19,6 +19,19 @@ def _money(amount: Decimal | None, currency: str) -> Decimal | None:
     return None if amount is None else amount.quantize(quantum(currency))
 
 
+def money(attr: str, *, currency: str = "currency", description: str | None = None):
+    """A money field: `attr` of the object in the currency found at the path `currency`."""
+    path = currency.split(".")
+
+    def resolve(root) -> Decimal:
+        code = root
+        for step in path:
+            code = getattr(code, step)
+        return _money(getattr(root, attr), code)
+
+    return strawberry_django.field(resolver=resolve, description=description)
+
+
 def _percentage(value: Decimal) -> Decimal:
     """Without trailing zeros: 5.0000 → 5, 12.5000 → 12.5, 2.000 → 2 (never 1E+1)."""
     return Decimal(format(value.normalize(), "f"))
@@ -158,29 +171,14 @@ class InvoiceLineType:
     def tax_rate(self, root: billing.InvoiceLine) -> Decimal:
         return _percentage(root.tax_percentage)
 
-    @strawberry_django.field
-    def unit_price(self, root: billing.InvoiceLine) -> Decimal:
-        return _money(root.unit_price, root.invoice.currency)
-
-    @strawberry_django.field
-    def net(self, root: billing.InvoiceLine) -> Decimal:
-        return _money(root.net, root.invoice.currency)
-
-    @strawberry_django.field
-    def tax(self, root: billing.InvoiceLine) -> Decimal:
-        return _money(root.tax, root.invoice.currency)
-
-    @strawberry_django.field
-    def total(self, root: billing.InvoiceLine) -> Decimal:
-        return _money(root.total, root.invoice.currency)
-
-    @strawberry_django.field(description="Net (without tax) credited or refunded so far.")
-    def credited_net(self, root: billing.InvoiceLine) -> Decimal:
-        return _money(root.credited_net, root.invoice.currency)
-
-    @strawberry_django.field(description="Tax credited or refunded so far.")
-    def credited_tax(self, root: billing.InvoiceLine) -> Decimal:
-        return _money(root.credited_tax, root.invoice.currency)
+    unit_price: Decimal = money("unit_price", currency="invoice.currency")
+    net: Decimal = money("net", currency="invoice.currency")
+    tax: Decimal = money("tax", currency="invoice.currency")
+    total: Decimal = money("total", currency="invoice.currency")
+    credited_net: Decimal = money("credited_net", currency="invoice.currency",
+                                  description="Net (without tax) credited or refunded so far.")
+    credited_tax: Decimal = money(
+        "credited_tax", currency="invoice.currency", description="Tax credited or refunded so far.")
 
 
 @strawberry_django.type(billing.Payment, name="Payment")
@@ -190,13 +188,8 @@ class PaymentType:
     received_at: datetime.datetime
     payment_method: PaymentMethodType = strawberry_django.field(field_name="method")
 
-    @strawberry_django.field
-    def amount(self, root: billing.Payment) -> Decimal:
-        return _money(root.amount, root.invoice.currency)
-
-    @strawberry_django.field
-    def refunded_amount(self, root: billing.Payment) -> Decimal:
-        return _money(root.amount_refunded, root.invoice.currency)
+    amount: Decimal = money("amount", currency="invoice.currency")
+    refunded_amount: Decimal = money("amount_refunded", currency="invoice.currency")
 
     @strawberry_django.field
     def invoice_id(self, root: billing.Payment) -> strawberry.ID:
@@ -210,9 +203,7 @@ class RefundType:
     failure_reason: str
     created_at: datetime.datetime
 
-    @strawberry_django.field
-    def amount(self, root: refund_models.Refund) -> Decimal:
-        return _money(root.amount, root.currency)
+    amount: Decimal = money("amount")
 
     @strawberry_django.field
     def currency_id(self, root: refund_models.Refund) -> str:
@@ -243,17 +234,9 @@ class CreditNoteLineType:
     def invoice_line_id(self, root: refund_models.CreditNoteLine) -> strawberry.ID:
         return _id(root.invoice_line_id)
 
-    @strawberry_django.field
-    def net(self, root: refund_models.CreditNoteLine) -> Decimal:
-        return _money(root.net, root.credit_note.currency)
-
-    @strawberry_django.field
-    def tax(self, root: refund_models.CreditNoteLine) -> Decimal:
-        return _money(root.tax, root.credit_note.currency)
-
-    @strawberry_django.field
-    def total(self, root: refund_models.CreditNoteLine) -> Decimal:
-        return _money(root.total, root.credit_note.currency)
+    net: Decimal = money("net", currency="credit_note.currency")
+    tax: Decimal = money("tax", currency="credit_note.currency")
+    total: Decimal = money("total", currency="credit_note.currency")
 
 
 @strawberry_django.type(refund_models.CreditNote, name="CreditNote")
@@ -273,25 +256,14 @@ class CreditNoteType:
     def kind(self, root: refund_models.CreditNote) -> CreditNoteKindEnum:
         return CreditNoteKindEnum(root.kind)
 
-    @strawberry_django.field
-    def amount(self, root: refund_models.CreditNote) -> Decimal:
-        return _money(root.amount, root.currency)
+    amount: Decimal = money("amount")
+    subtotal: Decimal = money("subtotal")
+    tax_amount: Decimal = money("tax_amount")
+    amount_applied: Decimal = money(
+        "amount_applied", description="The part that reduced the invoice's balance due.")
 
-    @strawberry_django.field
-    def subtotal(self, root: refund_models.CreditNote) -> Decimal:
-        return _money(root.subtotal, root.currency)
-
-    @strawberry_django.field
-    def tax_amount(self, root: refund_models.CreditNote) -> Decimal:
-        return _money(root.tax_amount, root.currency)
-
-    @strawberry_django.field(description="The part that reduced the invoice's balance due.")
-    def amount_applied(self, root: refund_models.CreditNote) -> Decimal:
-        return _money(root.amount_applied, root.currency)
-
-    @strawberry_django.field(description="The part refunded to the payer.")
-    def amount_unapplied(self, root: refund_models.CreditNote) -> Decimal:
-        return _money(root.amount_unapplied, root.currency)
+    amount_unapplied: Decimal = money(
+        "amount_unapplied", description="The part refunded to the payer.")
 
     @strawberry_django.field
     def currency_id(self, root: refund_models.CreditNote) -> str:
@@ -385,33 +357,13 @@ class InvoiceType:
     def account_id(self, root: billing.Invoice) -> strawberry.ID:
         return _id(root.account_id)
 
-    @strawberry_django.field
-    def subtotal(self, root: billing.Invoice) -> Decimal:
-        return _money(root.subtotal, root.currency)
-
-    @strawberry_django.field
-    def tax_amount(self, root: billing.Invoice) -> Decimal:
-        return _money(root.tax_amount, root.currency)
-
-    @strawberry_django.field
-    def total(self, root: billing.Invoice) -> Decimal:
-        return _money(root.total, root.currency)
-
-    @strawberry_django.field
-    def amount_paid(self, root: billing.Invoice) -> Decimal:
-        return _money(root.amount_paid, root.currency)
-
-    @strawberry_django.field
-    def amount_refunded(self, root: billing.Invoice) -> Decimal:
-        return _money(root.amount_refunded, root.currency)
-
-    @strawberry_django.field
-    def amount_credited(self, root: billing.Invoice) -> Decimal:
-        return _money(root.amount_credited, root.currency)
-
-    @strawberry_django.field
-    def balance_due(self, root: billing.Invoice) -> Decimal:
-        return _money(root.balance_due, root.currency)
+    subtotal: Decimal = money("subtotal")
+    tax_amount: Decimal = money("tax_amount")
+    total: Decimal = money("total")
+    amount_paid: Decimal = money("amount_paid")
+    amount_refunded: Decimal = money("amount_refunded")
+    amount_credited: Decimal = money("amount_credited")
+    balance_due: Decimal = money("balance_due")
 
     @strawberry_django.field(description="Requests waiting for a decision or approved and not "
                                          "yet carried out.")
