@@ -10,10 +10,13 @@ PORT ?= 8000
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# The API's GraphiQL page is served from these packages; without npm it simply stays off.
+	if command -v npm >/dev/null; then npm ci --ignore-scripts --no-audit --no-fund --silent; \
+	else echo "npm not found: the GraphiQL page of the API stays off."; fi
 	touch $(STAMP)
 
 run: install
@@ -35,4 +38,4 @@ migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis staticfiles
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis staticfiles

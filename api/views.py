@@ -4,8 +4,10 @@ A bearer request needs no CSRF token; a cookie session still does. No token, or 
 expired or revoked one: HTTP 401. Mutations may carry an Idempotency-Key."""
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.oauth2_backends import get_oauthlib_core
@@ -29,6 +31,12 @@ def _unauthorized(message: str, *, error: str = "") -> JsonResponse:
     return response
 
 
+def graphiql_available() -> bool:
+    """The GraphiQL page is on and its assets are installed (make install runs npm ci)."""
+    return settings.API_GRAPHIQL and all(
+        path.is_dir() for path in settings.GRAPHIQL_ASSETS.values())
+
+
 def _bearer_token(request: HttpRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -37,10 +45,14 @@ def _bearer_token(request: HttpRequest) -> str | None:
 
 @method_decorator(csrf_exempt, name="dispatch")
 class ApiView(GraphQLView):
-    graphql_ide = None  # the bundled GraphiQL page loads its code from a CDN
+    graphql_ide = None  # strawberry's own GraphiQL page loads its code from a CDN
     allow_queries_via_get = False
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "GET" and graphiql_available():
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            return render(request, "api/graphiql.html")
         if request.method != "POST":
             response = JsonResponse({"errors": [{"message": ONLY_POST}]}, status=405)
             response["Allow"] = "POST"

@@ -185,6 +185,24 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 API_INTROSPECTION = env_bool("API_INTROSPECTION", True)
+# The GraphiQL page (GET /graphql/ in a signed-in browser), served from the npm packages that
+# `make install` puts in node_modules (package-lock.json), never from a CDN. Off unless asked for.
+API_GRAPHIQL = env_bool("API_GRAPHIQL", False)
+GRAPHIQL_ASSETS = {
+    "graphiql": BASE_DIR / "node_modules" / "graphiql",
+    "react": BASE_DIR / "node_modules" / "react" / "umd",
+    "react-dom": BASE_DIR / "node_modules" / "react-dom" / "umd",
+}
+
+
+def graphiql_static_dirs(enabled: bool) -> list[tuple[str, Path]]:
+    """Static folders for the GraphiQL page, when it is on and its packages are installed."""
+    if not enabled or not all(path.is_dir() for path in GRAPHIQL_ASSETS.values()):
+        return []
+    return list(GRAPHIQL_ASSETS.items())
+
+
+STATICFILES_DIRS = [*STATICFILES_DIRS, *graphiql_static_dirs(API_GRAPHIQL)]
 API_MAX_QUERY_DEPTH = env_int("API_MAX_QUERY_DEPTH", 10)
 API_MAX_PAGE_SIZE = 100
 # Idempotency keys are kept at least this long (purge_idempotency_keys removes older ones).

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_bool, env_int
+from .base import BASE_DIR, env, env_bool, env_int
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -24,3 +24,5 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 API_INTROSPECTION = env_bool("API_INTROSPECTION", False)
+API_GRAPHIQL = False  # its assets are not part of a production build
+STATICFILES_DIRS = [BASE_DIR / "static"]
