@@ -16,6 +16,7 @@ from billing.selectors import visible_to
 from refunds.models import Refund
 
 NOT_FOUND = "No {what} with id {id} in your clinics."
+REASON_NOT_FOUND = "No dispute reason with id {id}: see the disputeReasons query."
 
 
 def _get(queryset, what: str, pk):
@@ -60,7 +61,11 @@ def tax_rate_for(clinic: Clinic, pk) -> TaxRate:
 
 
 def dispute_reason_for(pk) -> DisputeReason:
-    return _get(DisputeReason.objects.all(), "dispute reason", pk)
+    """Dispute reasons are shared by every clinic."""
+    try:
+        return DisputeReason.objects.get(pk=int(pk))
+    except (DisputeReason.DoesNotExist, ValueError, TypeError):
+        raise BusinessRuleError(REASON_NOT_FOUND.format(id=pk)) from None
 
 
 def refund_for(info, pk) -> Refund:

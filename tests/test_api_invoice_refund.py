@@ -171,7 +171,8 @@ def test_it_refuses_a_dispute_reason_no_longer_in_use(client, token, paid_invoic
 def test_it_refuses_an_unknown_dispute_reason(client, token, paid_invoice):
     mutate_refused(client, token, INVOICE_REFUND,
                    {"invoiceId": str(paid_invoice.pk), "disputeReasonId": "999999"},
-                   "invoiceRefund", "No dispute reason with id 999999 in your clinics.")
+                   "invoiceRefund",
+                   "No dispute reason with id 999999: see the disputeReasons query.")
 
 
 def test_it_refuses_a_payment_of_another_invoice(client, token, paid_invoice, make_invoice, pay,
