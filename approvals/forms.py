@@ -4,6 +4,8 @@ are the ones staff see."""
 
 from django import forms
 
+from refunds.forms import LinePickerMixin
+
 from .models import REMARKS_MAX_LENGTH, RequestStatus
 
 
@@ -37,38 +39,21 @@ class CancellationRequestForm(forms.Form):
                              placeholder="Why should this invoice be cancelled?")
 
 
-class RefundRequestForm(forms.Form):
+class RefundRequestForm(LinePickerMixin, forms.Form):
     """Remarks, and optionally the lines to refund with amounts without tax. No line ticked
     asks for the whole refund."""
 
+    amount_widget_attrs = {"class": "form-control form-control-sm money"}
     remarks = _remarks_field(label="Remarks", required=True,
                              placeholder="Why should this invoice be refunded?")
 
-    def __init__(self, *args, lines, **kwargs):
+    def __init__(self, *args, invoice, lines, **kwargs):
         super().__init__(*args, **kwargs)
-        self.invoice_lines = list(lines)
-        for line in self.invoice_lines:
-            self.fields[f"line_{line.pk}"] = forms.BooleanField(
-                required=False, label=line.description,
-                widget=forms.CheckboxInput(attrs={"class": "form-check-input"}))
-            self.fields[f"amount_{line.pk}"] = forms.DecimalField(
-                required=False, max_digits=14, decimal_places=3, label="Amount without tax",
-                initial=line.creditable_net,
-                widget=forms.NumberInput(attrs={"class": "form-control form-control-sm money",
-                                                "step": "any"}),
-            )
-
-    def rows(self):
-        """(line, tick field, amount field) for the template."""
-        return [(line, self[f"line_{line.pk}"], self[f"amount_{line.pk}"])
-                for line in self.invoice_lines]
+        self.add_line_fields(lines=lines, currency=invoice.currency)
 
     def proposed_lines(self):
-        """[(line, amount without tax or None for all that remains)] for the ticked lines, or
-        None when no line is ticked."""
-        chosen = [(line, self.cleaned_data.get(f"amount_{line.pk}"))
-                  for line in self.invoice_lines if self.cleaned_data.get(f"line_{line.pk}")]
-        return chosen or None
+        """The ticked lines, or None when no line is ticked (the whole refund)."""
+        return self.chosen_lines() or None
 
 
 class ApproveForm(forms.Form):

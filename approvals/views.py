@@ -142,7 +142,7 @@ def _submitted(request, financial_request):
 def refund_request_create_view(request, invoice_pk):
     invoice = invoice_get_for_user(user=request.user, pk=invoice_pk)
     form = RefundRequestForm(request.POST if request.method == "POST" else None,
-                             lines=invoice.lines.all())
+                             invoice=invoice, lines=invoice.lines.all())
     if request.method == "POST" and form.is_valid():
         try:
             financial_request = refund_request_create(

@@ -5,7 +5,38 @@ from billing.models import DisputeReason, Payment
 from billing.money import quantum
 
 
-class CreditNoteForm(forms.Form):
+class LinePickerMixin:
+    """A tick box and an amount without tax for each invoice line (the amount defaults to what
+    remains on the line). The refund engine decides what is allowed."""
+
+    amount_widget_attrs: dict = {}
+
+    def add_line_fields(self, *, lines, currency: str, preselect: dict | None = None) -> None:
+        """`preselect`: {line id: amount} ticked and filled in on first display."""
+        self.invoice_lines = list(lines)
+        preselect = preselect or {}
+        for line in self.invoice_lines:
+            self.fields[f"line_{line.pk}"] = forms.BooleanField(
+                required=False, initial=line.pk in preselect, label=line.description,
+                widget=forms.CheckboxInput(attrs={"class": "form-check-input"}))
+            self.fields[f"amount_{line.pk}"] = forms.DecimalField(
+                required=False, max_digits=14, decimal_places=3, label="Amount without tax",
+                initial=preselect.get(line.pk, line.creditable_net).quantize(quantum(currency)),
+                widget=forms.NumberInput(attrs={"step": "any", **self.amount_widget_attrs}),
+            )
+
+    def rows(self):
+        """(line, tick field, amount field) for the template."""
+        return [(line, self[f"line_{line.pk}"], self[f"amount_{line.pk}"])
+                for line in self.invoice_lines]
+
+    def chosen_lines(self):
+        """[(line, amount without tax or None for all that remains)] for the ticked lines."""
+        return [(line, self.cleaned_data.get(f"amount_{line.pk}"))
+                for line in self.invoice_lines if self.cleaned_data.get(f"line_{line.pk}")]
+
+
+class CreditNoteForm(LinePickerMixin, forms.Form):
     """Tick lines and give amounts without tax; the engine decides what is allowed."""
 
     dispute_reason = forms.ModelChoiceField(queryset=DisputeReason.objects.none(),
@@ -19,34 +50,14 @@ class CreditNoteForm(forms.Form):
                               max_length=1000)
 
     def __init__(self, *args, invoice, lines, preselect=None, **kwargs):
-        """`preselect`: {line id: amount} ticked and filled in on first display."""
         super().__init__(*args, **kwargs)
-        self.invoice_lines = lines
         self.fields["dispute_reason"].queryset = DisputeReason.objects.filter(is_active=True)
         self.fields["payment"].queryset = invoice.payments.select_related("method").filter(
             amount_refunded__lt=F("amount"))
         self.fields["payment"].label_from_instance = lambda p: (
             f"{p.method.name} {invoice.money(p.refundable)} left "
             f"({p.received_at:%d %b %Y}{', ' + p.reference if p.reference else ''})")
-        preselect = preselect or {}
-        for line in lines:
-            self.fields[f"line_{line.pk}"] = forms.BooleanField(
-                required=False, initial=line.pk in preselect)
-            self.fields[f"amount_{line.pk}"] = forms.DecimalField(
-                required=False, max_digits=14, decimal_places=3,
-                initial=preselect.get(line.pk, line.creditable_net).quantize(
-                    quantum(invoice.currency)),
-            )
-
-    def rows(self):
-        """(line, tick field, amount field) for the template."""
-        return [(line, self[f"line_{line.pk}"], self[f"amount_{line.pk}"])
-                for line in self.invoice_lines]
-
-    def chosen_lines(self):
-        """[(line, amount or None)] for the ticked lines."""
-        return [(line, self.cleaned_data.get(f"amount_{line.pk}"))
-                for line in self.invoice_lines if self.cleaned_data.get(f"line_{line.pk}")]
+        self.add_line_fields(lines=lines, currency=invoice.currency, preselect=preselect)
 
 
 class CancelForm(forms.Form):
