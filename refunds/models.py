@@ -150,7 +150,9 @@ class Refund(FSMModelMixin, models.Model):
     status = FSMField(max_length=20, choices=RefundStatus, protected=True)
     gateway_reference = models.CharField(max_length=100, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Calls to the gateway.")
+    retries = models.PositiveSmallIntegerField(
+        default=0, help_text="Times staff sent it again after the gateway declined it.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

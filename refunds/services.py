@@ -283,7 +283,8 @@ def refund_send(*, refund_id: int) -> Refund:
         adapter = gateway_for(refund.gateway)
         result = adapter.refund(payment=refund.payment, amount=refund.amount,
                                 currency=refund.currency,
-                                idempotency_key=str(refund.idempotency_key))
+                                idempotency_key=str(refund.idempotency_key),
+                                retry=refund.retries)
     except (GatewayUnavailable, UnknownGateway) as error:
         logger.warning("Refund %s stays pending: %s", refund.pk, error)
         return refund
@@ -341,6 +342,7 @@ def refund_retry(*, refund: Refund, actor) -> Refund:
                                        refusal=RETRY_NOT_FAILED)
         from_state = refund.status
         refund.retry()
+        refund.retries += 1
         refund.save()
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,

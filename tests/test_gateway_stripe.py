@@ -161,9 +161,9 @@ def stripe_payment(reference="pi_3PtestABC123", amount="50.000"):
     return Payment(method=method, amount=D(amount), reference=reference)
 
 
-def refund(payment=None, amount="12.340", currency="OMR", key=KEY):
+def refund(payment=None, amount="12.340", currency="OMR", key=KEY, retry=0):
     return StripeGateway().refund(payment=payment or stripe_payment(), amount=D(amount),
-                                  currency=currency, idempotency_key=key)
+                                  currency=currency, idempotency_key=key, retry=retry)
 
 
 def card_error(message="Your card was declined.", code="card_declined"):
@@ -205,7 +205,7 @@ def test_success_with_a_payment_intent(stand_in):
     assert lookup.form == {"payment_intent": "pi_3PtestABC123", "limit": "100"}
     assert (post.method, post.path) == ("POST", "/v1/refunds")
     assert post.form == {"payment_intent": "pi_3PtestABC123", "amount": "12340",
-                         "metadata[idempotency_key]": KEY}
+                         "metadata[idempotency_key]": KEY, "metadata[refund_key]": KEY}
     assert post.headers["Idempotency-Key"] == KEY
     assert post.headers["Authorization"] == f"Bearer {API_KEY}"
     assert post.headers["Content-Type"] == "application/x-www-form-urlencoded"
@@ -360,6 +360,38 @@ def test_a_stored_error_is_replayed_for_the_same_key(stand_in):
 
     assert refund() == first  # Stripe replays the first answer to the key
     assert refund(key="a-new-key").status == "succeeded"
+
+
+def test_a_retry_after_a_decline_is_a_new_attempt_under_a_key_of_its_own(stand_in):
+    # given a refund Stripe declined (its answer is remembered under our key)
+    stand_in.error = card_error("Your card was declined.")
+    assert refund().status == "failed"
+    stand_in.error = None
+    assert refund().status == "failed"  # the same call is only the same answer again
+
+    # when staff retry it, then Stripe gets a new attempt, still labelled with our key
+    retried = refund(retry=1)
+
+    assert retried.status == "succeeded"
+    last = stand_in.posts[-1]
+    assert last.headers["Idempotency-Key"] == f"{KEY}:retry-1"
+    assert last.form["metadata[refund_key]"] == KEY
+    # and the retry repeated is still one refund
+    assert refund(retry=1) == retried
+    assert len(stand_in.refunds) == 1
+
+
+def test_a_refund_declined_after_creation_is_retried_as_a_new_refund(stand_in):
+    stand_in.status = "failed"
+    stand_in.failure_reason = "expired_or_canceled_card"
+    first = refund()
+    assert first.status == "failed"
+
+    stand_in.status = "succeeded"
+    retried = refund(retry=1)
+
+    assert retried.status == "succeeded" and retried.reference != first.reference
+    assert len(stand_in.refunds) == 2
 
 
 @pytest.mark.parametrize(("code", "error_type"), [

@@ -162,7 +162,7 @@ class ProbeGateway:
                     seen[table.removeprefix("billing_")] = "locked"
         return seen
 
-    def refund(self, *, payment, amount, currency, idempotency_key):
+    def refund(self, *, payment, amount, currency, idempotency_key, retry=0):
         seen = self.check(invoice_id=payment.invoice_id, payment_id=payment.pk)
         type(self).observations.append(seen)
         first_call = idempotency_key not in type(self).calls
@@ -255,10 +255,12 @@ class RecordingGateway:
     behaviour) and accepts the ones after."""
 
     keys: list[str] = []
+    retries: list[int] = []
     counter = itertools.count()
 
-    def refund(self, *, payment, amount, currency, idempotency_key):
+    def refund(self, *, payment, amount, currency, idempotency_key, retry=0):
         type(self).keys.append(idempotency_key)
+        type(self).retries.append(retry)
         if next(type(self).counter) == 0:
             return SandboxGateway().refund(payment=payment, amount=amount, currency=currency,
                                            idempotency_key=idempotency_key)
@@ -268,6 +270,7 @@ class RecordingGateway:
 @pytest.fixture
 def recording(clinic):
     RecordingGateway.keys = []
+    RecordingGateway.retries = []
     RecordingGateway.counter = itertools.count()
     with override_settings(REFUND_GATEWAYS={
             "sandbox": SANDBOX, "recording": "tests.test_refund_gateway.RecordingGateway"}):
@@ -295,8 +298,10 @@ def test_a_retry_sends_the_same_idempotency_key_and_can_succeed(
         assert retried.status == RefundStatus.PENDING
         assert Refund.objects.get(pk=refund.pk).status == RefundStatus.PENDING
 
-    # and the gateway received the very same key, and accepted it this time
+    # and the gateway received the very same key, and accepted it this time; it is told this is
+    # the first retry, so a gateway that remembers answers per key can make a new attempt
     assert RecordingGateway.keys == [key, key]
+    assert RecordingGateway.retries == [0, 1]
     refund.refresh_from_db()
     assert str(refund.idempotency_key) == key
     assert (refund.status, refund.attempts) == (RefundStatus.SUCCEEDED, 2)
@@ -485,7 +490,7 @@ def test_reconcile_leaves_a_refund_the_gateway_still_processes_pending(
 class UnavailableGateway:
     calls = 0
 
-    def refund(self, *, payment, amount, currency, idempotency_key):
+    def refund(self, *, payment, amount, currency, idempotency_key, retry=0):
         type(self).calls += 1
         raise GatewayUnavailable("Connection timed out.")
 

@@ -19,7 +19,11 @@ class GatewayUnavailable(Exception):
 
 class GatewayAdapter(Protocol):
     def refund(
-        self, *, payment: Payment, amount: Decimal, currency: str, idempotency_key: str
+        self, *, payment: Payment, amount: Decimal, currency: str, idempotency_key: str,
+        retry: int = 0,
     ) -> GatewayRefundResult:
-        """Refund `amount` of `payment`. Calling again with the same key must not refund twice."""
+        """Refund `amount` of `payment`. Calling again with the same key and `retry` must not
+        refund twice. `retry` counts the times staff sent the refund again after the gateway
+        declined it: a gateway that remembers its answers per key (Stripe does, for 24 hours)
+        needs it to make a new attempt rather than repeat the refusal."""
         ...

@@ -11,7 +11,8 @@ from .base import GatewayRefundResult
 
 class SandboxGateway:
     def refund(
-        self, *, payment: Payment, amount: Decimal, currency: str, idempotency_key: str
+        self, *, payment: Payment, amount: Decimal, currency: str, idempotency_key: str,
+        retry: int = 0,
     ) -> GatewayRefundResult:
         reference = payment.reference.lower()
         if reference.startswith("fail"):

@@ -70,8 +70,13 @@ def stripe_amount(amount: Decimal, currency: str) -> int:
 
 class StripeGateway:
     def refund(
-        self, *, payment: Payment, amount: Decimal, currency: str, idempotency_key: str
+        self, *, payment: Payment, amount: Decimal, currency: str, idempotency_key: str,
+        retry: int = 0,
     ) -> GatewayRefundResult:
+        # Stripe repeats its first answer to a key for 24 hours, so a retry after a decline
+        # is a new attempt under a key of its own. A retry only follows a definite decline
+        # (no money moved), so this can never refund twice.
+        attempt_key = idempotency_key if retry == 0 else f"{idempotency_key}:retry-{retry}"
         match = _REFERENCE.fullmatch((payment.reference or "").strip())
         if match is None:
             return GatewayRefundResult(status="failed", failure_reason=NO_REFERENCE)
@@ -98,15 +103,16 @@ class StripeGateway:
             http_client=http_client,
         )
         try:
-            refund = _refund_made_under(client, target, idempotency_key)
+            refund = _refund_made_under(client, target, attempt_key)
             if refund is None:
                 refund = client.v1.refunds.create(
                     params={
                         **target,
                         "amount": minor,
-                        "metadata": {"idempotency_key": idempotency_key},
+                        "metadata": {"idempotency_key": attempt_key,
+                                     "refund_key": idempotency_key},
                     },
-                    options={"idempotency_key": idempotency_key},
+                    options={"idempotency_key": attempt_key},
                 )
             elif _field(refund, "amount") != minor:
                 raise GatewayUnavailable(
