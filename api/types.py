@@ -41,59 +41,20 @@ def _id(value) -> strawberry.ID | None:
     return None if value is None else strawberry.ID(str(value))
 
 
-@strawberry.enum(name="Policy")
-class PolicyEnum(Enum):
-    DIRECT = "direct"
-    APPROVAL = "approval"
+def _enum_of(choices: type, name: str) -> type[Enum]:
+    """The GraphQL enum of a model's choices: the same states, named in upper case, so the API
+    can never drift from the models."""
+    return strawberry.enum(Enum(name, {value.upper(): value for value in choices.values}),
+                           name=name)
 
 
-@strawberry.enum(name="PaymentMethodKind")
-class PaymentMethodKindEnum(Enum):
-    MANUAL = "manual"
-    GATEWAY = "gateway"
-
-
-@strawberry.enum(name="InvoiceStatus")
-class InvoiceStatusEnum(Enum):
-    DRAFT = "draft"
-    ISSUED = "issued"
-    PARTIALLY_PAID = "partially_paid"
-    PAID = "paid"
-    PARTIALLY_REFUNDED = "partially_refunded"
-    REFUNDED = "refunded"
-    CREDITED = "credited"
-    CANCELLED = "cancelled"
-
-
-@strawberry.enum(name="RefundStatus")
-class RefundStatusEnum(Enum):
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    AWAITING_PAYOUT = "awaiting_payout"
-    PAID_OUT = "paid_out"
-
-
-@strawberry.enum(name="FinancialRequestKind")
-class RequestKindEnum(Enum):
-    REFUND = "refund"
-    CANCELLATION = "cancellation"
-
-
-@strawberry.enum(name="FinancialRequestStatus")
-class RequestStatusEnum(Enum):
-    REQUESTED = "requested"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    WITHDRAWN = "withdrawn"
-    COMPLETED = "completed"
-
-
-@strawberry.enum(name="CreditNoteKind")
-class CreditNoteKindEnum(Enum):
-    REFUND = "refund"
-    CREDIT = "credit"
-    CANCELLATION = "cancellation"
+PolicyEnum = _enum_of(billing.Policy, "Policy")
+PaymentMethodKindEnum = _enum_of(billing.PaymentMethodKind, "PaymentMethodKind")
+InvoiceStatusEnum = _enum_of(billing.InvoiceStatus, "InvoiceStatus")
+RefundStatusEnum = _enum_of(refund_models.RefundStatus, "RefundStatus")
+RequestKindEnum = _enum_of(approval_models.RequestKind, "FinancialRequestKind")
+RequestStatusEnum = _enum_of(approval_models.RequestStatus, "FinancialRequestStatus")
+CreditNoteKindEnum = _enum_of(refund_models.CreditNoteKind, "CreditNoteKind")
 
 
 @strawberry_django.type(billing.Clinic, name="Clinic")
