@@ -86,36 +86,32 @@ def request_detail(request, pk):
     })
 
 
-@login_required
-@require_POST
-def request_approve_view(request, pk):
+def _decide(request, pk, *, form_class, service, outcome: str):
     financial_request = request_get_for_user(user=request.user, pk=pk)
-    form = ApproveForm(request.POST)
+    form = form_class(request.POST)
     form.is_valid()
     try:
-        request_approve(request=financial_request, actor=request.user,
-                        remarks=form.cleaned_data.get("remarks", ""))
+        service(request=financial_request, actor=request.user,
+                remarks=form.cleaned_data.get("remarks", ""))
     except BusinessRuleError as error:
         messages.error(request, error.message)
         return redirect("approvals:request_detail", pk=financial_request.pk)
-    messages.success(request, f"{financial_request} for {financial_request.invoice} approved.")
+    messages.success(request, f"{financial_request} for {financial_request.invoice} {outcome}.")
     return redirect("approvals:queue")
+
+
+@login_required
+@require_POST
+def request_approve_view(request, pk):
+    return _decide(request, pk, form_class=ApproveForm, service=request_approve,
+                   outcome="approved")
 
 
 @login_required
 @require_POST
 def request_reject_view(request, pk):
-    financial_request = request_get_for_user(user=request.user, pk=pk)
-    form = RejectForm(request.POST)
-    form.is_valid()
-    try:
-        request_reject(request=financial_request, actor=request.user,
-                       remarks=form.cleaned_data.get("remarks", ""))
-    except BusinessRuleError as error:
-        messages.error(request, error.message)
-        return redirect("approvals:request_detail", pk=financial_request.pk)
-    messages.success(request, f"{financial_request} for {financial_request.invoice} rejected.")
-    return redirect("approvals:queue")
+    return _decide(request, pk, form_class=RejectForm, service=request_reject,
+                   outcome="rejected")
 
 
 @login_required
