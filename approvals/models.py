@@ -57,7 +57,16 @@ class FinancialRequest(FSMModelMixin, models.Model):
     class Meta:
         ordering = ["-requested_at", "-pk"]
         permissions = [("approve_financialrequest", "Can approve or reject financial requests")]
-        indexes = [models.Index(fields=["clinic", "status"])]
+        indexes = [
+            models.Index(fields=["clinic", "status"]),  # the queue's counts per status
+            models.Index(fields=["-requested_at", "-id"], name="request_newest_idx"),
+            # the queue filtered by status, and Home's "waiting for your decision" (by age)
+            models.Index(fields=["status", "-requested_at", "-id"],
+                         name="request_status_newest_idx"),
+            models.Index(fields=["requested_by", "-decided_at", "-id"],
+                         condition=Q(status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED]),
+                         name="request_decided_mine_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice", "kind"], condition=Q(status__in=OPEN_STATUSES),

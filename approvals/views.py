@@ -1,10 +1,10 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.exceptions import BusinessRuleError
+from billing.pagination import CappedPaginator
 from billing.selectors import invoice_get_for_user
 
 from .forms import (
@@ -55,7 +55,7 @@ def queue(request):
     }
     status = filters.get("status") or ""
     requests = request_search(user=request.user, status=status, **narrowing)
-    page = Paginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     counts = request_counts_by_status(user=request.user, **narrowing)

@@ -1,6 +1,5 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -17,7 +16,8 @@ from refunds.selectors import (
 from .actions import invoice_actions
 from .exceptions import BusinessRuleError
 from .forms import InvoiceFilterForm, PaymentForm
-from .models import InvoiceStatus
+from .models import OPEN_FOR_PAYMENT, InvoiceStatus
+from .pagination import CappedPaginator, count_capped
 from .selectors import clinics_for_user, invoice_get_for_user, invoice_search, invoices_for_user
 from .services import invoice_discard, payment_record
 
@@ -29,20 +29,19 @@ def home(request):
     """What needs my attention: requests awaiting my decision, my requests' outcomes, refunds
     to pay out or retry, invoices waiting for payment."""
     open_invoices = invoices_for_user(user=request.user).filter(
-        status__in=[InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID]
-    ).order_by("issue_date", "pk")
+        status__in=OPEN_FOR_PAYMENT).order_by("issue_date", "pk")
     awaiting = requests_awaiting(user=request.user).select_related(
         "invoice", "invoice__account", "requested_by", "clinic").order_by("requested_at", "pk")
     attention = refunds_needing_attention(user=request.user)
     return render(request, "home.html", {
         "awaiting": awaiting[:10],
-        "awaiting_count": awaiting.count(),
+        "awaiting_count": count_capped(awaiting),
         "my_decided": my_decided_requests(user=request.user),
         "refunds_attention": attention[:10],
-        "refunds_attention_count": attention.count(),
+        "refunds_attention_count": count_capped(attention),
         "clinics": clinics_for_user(user=request.user),
         "open_invoices": open_invoices[:10],
-        "open_count": open_invoices.count(),
+        "open_count": count_capped(open_invoices),
         "drafts": invoices_for_user(user=request.user).filter(
             status=InvoiceStatus.DRAFT, created_by=request.user
         )[:10],
@@ -60,7 +59,7 @@ def invoice_list(request):
         date_from=filters.get("date_from"),
         date_to=filters.get("date_to"),
     )
-    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "billing/invoice_list.html", {

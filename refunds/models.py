@@ -71,6 +71,7 @@ class CreditNote(models.Model):
 
     class Meta:
         ordering = ["-issued_at", "-pk"]
+        indexes = [models.Index(fields=["-issued_at", "-id"], name="credit_note_newest_idx")]
         constraints = [
             models.UniqueConstraint(fields=["clinic", "number"], name="credit_note_number_unique"),
             models.UniqueConstraint(
@@ -133,6 +134,10 @@ class RefundStatus(models.TextChoices):
     PAID_OUT = "paid_out", "Paid out"
 
 
+# Refunds staff must act on: declined by the gateway, or waiting to be paid out by hand.
+NEEDS_ATTENTION = [RefundStatus.FAILED, RefundStatus.AWAITING_PAYOUT]
+
+
 class Refund(FSMModelMixin, models.Model):
     """Money going back to the payer against one payment. Gateway refunds start `pending` and
     are sent after commit; manual ones wait until staff mark the payout made."""
@@ -166,7 +171,11 @@ class Refund(FSMModelMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["created_at", "id"], condition=Q(status__in=NEEDS_ATTENTION),
+                         name="refund_needing_attention_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
             models.CheckConstraint(
@@ -188,7 +197,7 @@ class Refund(FSMModelMixin, models.Model):
 
     @property
     def needs_attention(self) -> bool:
-        return self.status in (RefundStatus.FAILED, RefundStatus.AWAITING_PAYOUT)
+        return self.status in NEEDS_ATTENTION
 
     # -- transitions: guards and the new state only ----------------------------------------------
 

@@ -10,7 +10,7 @@ from billing.models import Invoice
 from billing.selectors import visible_to
 
 from .breakdown import payout_instruction
-from .models import CreditNote, CreditNoteKind, CreditNoteLine, Refund
+from .models import NEEDS_ATTENTION, CreditNote, CreditNoteKind, CreditNoteLine, Refund
 
 LINE_LABELS = {
     CreditNoteKind.REFUND: "Refunded",
@@ -81,5 +81,5 @@ def open_requests_for_invoice(*, invoice: Invoice):
 def refunds_needing_attention(*, user) -> QuerySet[Refund]:
     """Refunds staff must act on: declined by the gateway, or waiting to be paid out by hand."""
     return visible_to(Refund.objects.all(), user=user, clinic_path="invoice__clinic").filter(
-        status__in=[Refund.Status.FAILED, Refund.Status.AWAITING_PAYOUT],
+        status__in=NEEDS_ATTENTION,
     ).select_related("invoice", "invoice__account").order_by("created_at", "pk")

@@ -24,7 +24,14 @@ from audit.context import audit_context
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member
 from billing.exceptions import BusinessRuleError
-from billing.models import DisputeReason, Invoice, InvoiceStatus, NumberSeries, Payment
+from billing.models import (
+    DisputeReason,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    NumberSeries,
+    Payment,
+)
 from billing.money import format_money
 from billing.numbering import number_take
 from billing.services import invoice_lock
@@ -204,40 +211,17 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
     if approval is not None:
         approval_check_lines(request=approval, breakdown=breakdown)
     remarks = (remarks or "").strip()
-    now = timezone.now()
-    sequence, number = number_take(clinic=invoice.clinic, kind=NumberSeries.Kind.CREDIT_NOTE)
-    note = CreditNote.objects.create(
-        clinic=invoice.clinic, invoice=invoice, account_id=invoice.account_id,
-        currency=invoice.currency, number=number, sequence=sequence, kind=kind,
-        subtotal=breakdown.subtotal, tax_amount=breakdown.tax_amount, amount=breakdown.total,
-        amount_applied=breakdown.pre_payment, amount_unapplied=breakdown.post_payment,
-        is_credit=breakdown.post_payment == 0, description=remarks, dispute_reason=reason,
-        dispute=approval, created_by=actor, issued_at=now,
-    )
-    CreditNoteLine.objects.bulk_create([
-        CreditNoteLine(credit_note=note, invoice_line=part.invoice_line, net=part.net,
-                       tax=part.tax, total=part.total)
-        for part in breakdown.lines
-    ])
+    # Running totals first and the credit-note number last: every credit note of a clinic
+    # queues on its number row until commit, so the row is held for as few statements as can be.
     for part in breakdown.lines:
-        line = part.invoice_line
-        line.credited_net += part.net
-        line.credited_tax += part.tax
-        line.save(update_fields=["credited_net", "credited_tax"])
-
-    refunds = []
+        part.invoice_line.credited_net += part.net
+        part.invoice_line.credited_tax += part.tax
+    InvoiceLine.objects.bulk_update([part.invoice_line for part in breakdown.lines],
+                                    ["credited_net", "credited_tax"])
     for part in breakdown.refunds:
-        paid = part.payment
-        paid.amount_refunded += part.amount
-        paid.save(update_fields=["amount_refunded"])
-        method = paid.method
-        refunds.append(Refund.objects.create(
-            invoice=invoice, credit_note=note, payment=paid, amount=part.amount,
-            currency=invoice.currency, method_name=method.name,
-            gateway=method.gateway if method.is_gateway else "",
-            status=RefundStatus.PENDING if method.is_gateway else RefundStatus.AWAITING_PAYOUT,
-            created_by=actor,
-        ))
+        part.payment.amount_refunded += part.amount
+    Payment.objects.bulk_update([part.payment for part in breakdown.refunds],
+                                ["amount_refunded"])
 
     from_state = invoice.status
     invoice.amount_credited += breakdown.total
@@ -247,6 +231,32 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
     else:
         invoice.apply_credit()
     invoice.save()
+
+    sequence, number = number_take(clinic=invoice.clinic, kind=NumberSeries.Kind.CREDIT_NOTE)
+    note = CreditNote.objects.create(
+        clinic=invoice.clinic, invoice=invoice, account_id=invoice.account_id,
+        currency=invoice.currency, number=number, sequence=sequence, kind=kind,
+        subtotal=breakdown.subtotal, tax_amount=breakdown.tax_amount, amount=breakdown.total,
+        amount_applied=breakdown.pre_payment, amount_unapplied=breakdown.post_payment,
+        is_credit=breakdown.post_payment == 0, description=remarks, dispute_reason=reason,
+        dispute=approval, created_by=actor, issued_at=timezone.now(),
+    )
+    CreditNoteLine.objects.bulk_create([
+        CreditNoteLine(credit_note=note, invoice_line=part.invoice_line, net=part.net,
+                       tax=part.tax, total=part.total)
+        for part in breakdown.lines
+    ])
+    refunds = Refund.objects.bulk_create([
+        Refund(
+            invoice=invoice, credit_note=note, payment=part.payment, amount=part.amount,
+            currency=invoice.currency, method_name=part.payment.method.name,
+            gateway=part.payment.method.gateway if part.payment.method.is_gateway else "",
+            status=(RefundStatus.PENDING if part.payment.method.is_gateway
+                    else RefundStatus.AWAITING_PAYOUT),
+            created_by=actor,
+        )
+        for part in breakdown.refunds
+    ])
 
     audit_event_record(
         actor=actor, clinic=invoice.clinic, invoice=invoice, obj=note,

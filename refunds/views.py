@@ -1,11 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.exceptions import BusinessRuleError
+from billing.pagination import CappedPaginator
 from billing.selectors import invoice_get_for_user, visible_to
 
 from .breakdown import payout_instruction
@@ -140,7 +140,7 @@ def invoice_cancel_view(request, pk):
 def credit_note_list(request):
     notes = credit_notes_search(user=request.user, search=request.GET.get("q", ""),
                                 kind=request.GET.get("kind", ""))
-    page = Paginator(notes, 25).get_page(request.GET.get("page"))
+    page = CappedPaginator(notes, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "refunds/credit_note_list.html", {
@@ -167,5 +167,5 @@ def credit_note_detail(request, pk):
 def cancelled_register(request):
     """Who cancelled which invoice, when, and why."""
     notes = credit_notes_search(user=request.user, kind=CreditNote.Kind.CANCELLATION)
-    page = Paginator(notes, 25).get_page(request.GET.get("page"))
+    page = CappedPaginator(notes, 25).get_page(request.GET.get("page"))
     return render(request, "refunds/cancelled_register.html", {"page": page})
