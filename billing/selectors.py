@@ -53,7 +53,8 @@ def _matching(invoices: QuerySet[Invoice], *, accounts: QuerySet[Account],
               invoice_number: Q) -> QuerySet[Invoice]:
     """Invoices whose number matches, or whose account is one of `accounts`: two indexed
     conditions on the invoice table, never an OR across a join."""
-    return invoices.filter(invoice_number | Q(account__any_of=Subquery(accounts.values("pk"))))
+    accounts = Subquery(accounts.order_by().values("pk"))
+    return invoices.filter(invoice_number | Q(account__any_of=accounts))
 
 
 def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
@@ -75,15 +76,20 @@ def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
     if date_to:
         invoices = invoices.filter(issue_date__lte=date_to)
     if search := search.strip():
-        accounts = visible_to(Account.objects.all(), user=user)
         spellings = _spellings(search)
-        exact = _matching(invoices, accounts=accounts.filter(number__in=spellings),
-                          invoice_number=Q(number__in=spellings))
+        exact = _matching(
+            invoices,
+            accounts=visible_to(Account.objects.all(), user=user).filter(number__in=spellings),
+            invoice_number=Q(number__in=spellings),
+        )
         if exact.exists():
             return exact
+        # Patients are matched through the trigram indexes alone; the invoices' own clinic
+        # filter keeps the results to the user's clinics.
         return _matching(
             invoices,
-            accounts=accounts.filter(Q(name__icontains=search) | Q(number__icontains=search)),
+            accounts=Account.objects.filter(Q(name__icontains=search)
+                                            | Q(number__icontains=search)),
             invoice_number=Q(number__icontains=search),
         )
     return invoices

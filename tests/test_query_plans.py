@@ -1,0 +1,217 @@
+"""Every list and search a clerk or an integration uses all day is answered by an index on the
+invoice, account and request tables (DESIGN §9: no page may scan or count the whole ledger).
+
+Each page is requested as staff would, every SQL statement it runs is captured and explained
+on PostgreSQL with sequential scans switched off (a small test table is always cheapest to
+scan, so the planner must show an index path if one exists). A statement fails the test when,
+on one of the ledger's large tables, it still needs a sequential scan, or walks a whole index
+without a condition to sort or aggregate what it read."""
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from approvals.models import FinancialRequest, RequestKind, RequestStatus
+from billing.models import Account, Invoice, InvoiceStatus
+
+from .api_helpers import api_token, gql_response
+from .conftest import requires_postgres
+from .factories import clerk_factory
+
+pytestmark = [requires_postgres, pytest.mark.django_db]
+
+LARGE_TABLES = {"billing_invoice", "billing_account", "approvals_financialrequest"}
+# Plan nodes that consume everything below them before giving a row back.
+BLOCKING = {"Sort", "Incremental Sort", "Aggregate", "Hash", "Materialize", "SetOp", "Unique"}
+# In proportions like a clinic group's: two invoices per patient, a common surname on one
+# patient in a hundred, a rare one on a handful.
+INVOICES = 4000
+ACCOUNTS = 2000
+
+STATUS_MIX = [InvoiceStatus.PAID] * 6 + [
+    InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.CANCELLED,
+    InvoiceStatus.DRAFT,
+]
+SURNAMES = ["Al-Harthy", "Smith", "Nguyen", "Okafor", "Haddad", "Rahman", "Silva", "Kowalski"]
+
+
+def _surname(n: int) -> str:
+    if n % 100 == 7:
+        return "Al-Balushi"
+    if n % 1000 == 3:
+        return "Zawawi"
+    return f"{SURNAMES[n % len(SURNAMES)]}{n % 97}"
+
+
+@pytest.fixture
+def ledger(clinic, other_clinic, clerk, approver):
+    """A few thousand invoices over two clinics, some requests waiting for a decision, and a
+    member of both clinics. Set-based inserts, then fresh statistics."""
+    group_member = clerk_factory(username="group_member", clinics=[clinic, other_clinic])
+    accounts = Account.objects.bulk_create([
+        Account(clinic=clinic if n % 2 else other_clinic, number=f"P{n:06d}",
+                name=f"Patient {_surname(n)}")
+        for n in range(ACCOUNTS)
+    ])
+    ten = Decimal("10.000")
+    invoices = []
+    for n in range(INVOICES):
+        account = accounts[n % ACCOUNTS]
+        status = STATUS_MIX[n % len(STATUS_MIX)]
+        paid = {InvoiceStatus.PAID: Decimal("10.500"),
+                InvoiceStatus.PARTIALLY_PAID: Decimal("5.000")}.get(status, Decimal(0))
+        invoices.append(Invoice(
+            clinic_id=account.clinic_id, account=account, currency="OMR",
+            number=None if status == InvoiceStatus.DRAFT else f"INV-{n:06d}",
+            sequence=None if status == InvoiceStatus.DRAFT else n + 1,
+            issue_date=None if status == InvoiceStatus.DRAFT
+            else timezone.localdate() - timedelta(days=n % 700),
+            status=status, subtotal=ten, tax_amount=Decimal("0.500"), total=Decimal("10.500"),
+            amount_paid=paid,
+            amount_credited=Decimal("10.500") if status == InvoiceStatus.CANCELLED else 0,
+            created_by=clerk,
+        ))
+    invoices = Invoice.objects.bulk_create(invoices)
+    FinancialRequest.objects.bulk_create([
+        FinancialRequest(clinic_id=invoice.clinic_id, invoice=invoice, kind=RequestKind.REFUND,
+                         status=RequestStatus.REQUESTED if n % 3 else RequestStatus.WITHDRAWN,
+                         remarks="Patient asked for a refund.", requested_by=clerk)
+        for n, invoice in enumerate(invoices[::5])
+        if invoice.status == InvoiceStatus.PAID
+    ])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE billing_invoice SET created_at = now() - id * interval '1 minute'")
+        cursor.execute("ANALYZE billing_invoice, billing_account, approvals_financialrequest")
+    return {"clerk": clerk, "approver": approver, "group_member": group_member,
+            "invoice": invoices[123], "account": accounts[7]}
+
+
+def _explain(sql: str) -> tuple[list[str], set[str]]:
+    """(what makes the plan read a whole table, the indexes it uses)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    problems, indexes = [], set()
+
+    def walk(node, blocked: bool):
+        kind = node["Node Type"]
+        if "Index Name" in node:
+            indexes.add(node["Index Name"])
+        table = node.get("Relation Name")
+        if table in LARGE_TABLES:
+            if kind == "Seq Scan":
+                problems.append(f"sequential scan of {table}")
+            elif (kind in ("Index Scan", "Index Only Scan") and "Index Cond" not in node
+                  and blocked):
+                problems.append(f"whole index {node['Index Name']} read to sort or count")
+        if kind == "Limit":
+            blocked = False
+        elif kind in BLOCKING or kind.endswith("Aggregate"):
+            blocked = True
+        for child in node.get("Plans", []):
+            walk(child, blocked)
+
+    walk(plan[0]["Plan"], blocked=False)
+    return problems, indexes
+
+
+def _plan_problems(sql: str) -> list[str]:
+    return _explain(sql)[0]
+
+
+def _statements_of(fetch) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = fetch()
+    assert response.status_code == 200, response.content[:500]
+    return [query["sql"] for query in captured.captured_queries
+            if query["sql"].lstrip().upper().startswith("SELECT")
+            and any(table in query["sql"] for table in LARGE_TABLES)]
+
+
+def _assert_indexed(fetch, *, uses: frozenset[str] = frozenset()):
+    """No statement of the page reads a whole ledger table; together they use `uses`."""
+    statements = _statements_of(fetch)
+    assert statements, "the page ran no query on the ledger's tables"
+    failures, used = [], set()
+    for sql in statements:
+        problems, indexes = _explain(sql)
+        used |= indexes
+        if problems:
+            failures.append(f"{problems}\n{sql}")
+    assert not failures, "\n\n".join(failures)
+    assert uses <= used, f"expected the indexes {sorted(uses - used)}; the plans used {used}"
+
+
+EXACT = frozenset({"invoice_number_unique_per_clinic", "account_number_unique"})
+FRAGMENT = frozenset({"invoice_number_trgm_idx", "account_name_trgm_idx",
+                      "account_number_trgm_idx"})
+# A fragment common enough is found sooner by walking the newest invoices; the patients it
+# names still come from the trigram index.
+COMMON_FRAGMENT = frozenset({"account_name_trgm_idx"})
+
+
+NONE = frozenset()
+PAGES = {
+    "invoice list": ("clerk", "/billing/invoices/", NONE),
+    "invoice list, several clinics": ("group_member", "/billing/invoices/", NONE),
+    "invoice list, page 3": ("clerk", "/billing/invoices/?page=3", NONE),
+    "exact invoice number": ("clerk", "/billing/invoices/?q={invoice.number}", EXACT),
+    "exact number, lower case": ("group_member", "/billing/invoices/?q={invoice_number_lower}",
+                                 EXACT),
+    "exact account number": ("clerk", "/billing/invoices/?q={account.number}", EXACT),
+    "common surname fragment": ("group_member", "/billing/invoices/?q=balush",
+                                COMMON_FRAGMENT),
+    "rare fragment": ("clerk", "/billing/invoices/?q=zawaw", FRAGMENT),
+    "status filter": ("group_member", "/billing/invoices/?status=partially_paid", NONE),
+    "status and dates": ("clerk", "/billing/invoices/?status=issued&date_from=2020-01-01",
+                         NONE),
+    "home of a clerk": ("clerk", "/", frozenset({"invoice_open_by_date_idx"})),
+    "home of an approver": ("approver", "/", NONE),
+    "approval queue, waiting": ("approver", "/approvals/?status=requested", NONE),
+    "approval queue, all": ("group_member", "/approvals/", NONE),
+    "approval queue by invoice number": ("approver", "/approvals/?q={invoice.number}", NONE),
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_list_and_search_is_answered_by_an_index(client, ledger, page):
+    persona, url, uses = PAGES[page]
+    url = url.format(invoice_number_lower=ledger["invoice"].number.lower(), **ledger)
+    client.force_login(ledger[persona])
+    _assert_indexed(lambda: client.get(url), uses=uses)
+
+
+API_INVOICES = """query($search: String, $clinicId: ID) {
+  invoices(first: 50, search: $search, clinicId: $clinicId) {
+    id number lines { id net } payments { id amount } } }"""
+
+
+@pytest.mark.parametrize("search", ["", "INV-000123", "balush"])
+@pytest.mark.parametrize("one_clinic", [False, True])
+def test_the_api_invoice_list_is_answered_by_an_index(client, ledger, clinic, search,
+                                                      one_clinic):
+    variables = {"search": search or None, "clinicId": str(clinic.pk) if one_clinic else None}
+    token = api_token(ledger["group_member"], "billing:read")
+    uses = {"": NONE, "INV-000123": EXACT, "balush": COMMON_FRAGMENT}[search]
+    _assert_indexed(lambda: gql_response(client, token, API_INVOICES, variables), uses=uses)
+
+
+def test_the_plan_check_catches_a_query_no_index_can_answer(ledger):
+    # given a search through a column nothing indexes (an invoice's notes)
+    sql = "SELECT id FROM billing_invoice WHERE UPPER(notes) LIKE '%X%'"
+    # then the check names the scan it would need
+    assert _plan_problems(sql) == ["sequential scan of billing_invoice"]
+
+
+def test_the_plan_check_catches_a_whole_index_read_to_sort(ledger):
+    # given a list sorted on a column no index orders (the due date)
+    sql = "SELECT id FROM billing_invoice ORDER BY due_date, id LIMIT 25"
+    # then the check says the whole table had to be read to sort it
+    assert _plan_problems(sql)
