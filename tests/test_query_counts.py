@@ -70,10 +70,10 @@ def test_the_approval_queue_and_home_cost_the_same_with_2_requests_or_12(
     invoices = add_invoices(12)
     for invoice in invoices[:2]:
         refund_request_create(invoice=invoice, remarks="Patient overcharged", actor=clerk)
-    few = [statements(lambda: client.get(url)) for url in ("/", "/approvals/")]
+    few = [statements(lambda url=url: client.get(url)) for url in ("/", "/approvals/")]
     for invoice in invoices[2:]:
         refund_request_create(invoice=invoice, remarks="Patient overcharged", actor=clerk)
-    assert [statements(lambda: client.get(url)) for url in ("/", "/approvals/")] == few
+    assert [statements(lambda url=url: client.get(url)) for url in ("/", "/approvals/")] == few
 
 
 @pytest.fixture
