@@ -71,7 +71,10 @@ class CreditNote(models.Model):
 
     class Meta:
         ordering = ["-issued_at", "-pk"]
-        indexes = [models.Index(fields=["-issued_at", "-id"], name="credit_note_newest_idx")]
+        indexes = [
+            models.Index(fields=["-issued_at", "-id"], name="credit_note_newest_idx"),
+            models.Index(fields=["kind", "-issued_at", "-id"], name="credit_note_kind_newest_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["clinic", "number"], name="credit_note_number_unique"),
             models.UniqueConstraint(

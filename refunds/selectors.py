@@ -4,9 +4,9 @@ still waiting for staff or the gateway."""
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Subquery
 
-from billing.models import Invoice
+from billing.models import Account, Invoice
 from billing.selectors import visible_to
 
 from .breakdown import payout_instruction
@@ -46,16 +46,34 @@ def refunds_for_invoice(*, invoice: Invoice) -> list[Refund]:
 
 
 def credit_notes_search(*, user, search: str = "", kind: str = "") -> QuerySet[CreditNote]:
-    """Credit notes of the user's clinics, by number, invoice number or patient."""
+    """Credit notes of the user's clinics, newest first: by kind, and by number, invoice number
+    or patient. As for invoices, an exact number is tried before any fragment, and each
+    searched column is its own indexed condition."""
     notes = visible_to(CreditNote.objects.all(), user=user).select_related(
         "clinic", "invoice", "account", "dispute_reason", "created_by")
-    if search := search.strip():
-        notes = notes.filter(Q(number__icontains=search) | Q(invoice__number__icontains=search)
-                             | Q(account__name__icontains=search)
-                             | Q(account__number__icontains=search))
     if kind:
         notes = notes.filter(kind=kind)
+    if search := search.strip():
+        spellings = sorted({search, search.upper()})
+        exact = notes.filter(
+            Q(number__in=spellings)
+            | Q(invoice__any_of=_ids(visible_to(Invoice.objects.all(), user=user)
+                                     .filter(number__in=spellings)))
+            | Q(account__any_of=_ids(visible_to(Account.objects.all(), user=user)
+                                     .filter(number__in=spellings))))
+        if exact.exists():
+            notes = exact
+        else:
+            notes = notes.filter(
+                Q(number__icontains=search)
+                | Q(invoice__any_of=_ids(Invoice.objects.filter(number__icontains=search)))
+                | Q(account__any_of=_ids(Account.objects.filter(
+                    Q(name__icontains=search) | Q(number__icontains=search)))))
     return notes.order_by("-issued_at", "-pk")
+
+
+def _ids(queryset) -> Subquery:
+    return Subquery(queryset.order_by().values("pk"))
 
 
 def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:

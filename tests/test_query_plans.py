@@ -18,14 +18,16 @@ from django.utils import timezone
 
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
 from billing.models import Account, Invoice, InvoiceStatus
+from refunds.models import CreditNote, CreditNoteKind
 
 from .api_helpers import api_token, gql_response
 from .conftest import requires_postgres
-from .factories import clerk_factory
+from .factories import DisputeReasonFactory, clerk_factory
 
 pytestmark = [requires_postgres, pytest.mark.django_db]
 
-LARGE_TABLES = {"billing_invoice", "billing_account", "approvals_financialrequest"}
+LARGE_TABLES = {"billing_invoice", "billing_account", "approvals_financialrequest",
+                "refunds_creditnote"}
 # Plan nodes that consume everything below them before giving a row back.
 BLOCKING = {"Sort", "Incremental Sort", "Aggregate", "Hash", "Materialize", "SetOp", "Unique"}
 # In proportions like a clinic group's: two invoices per patient, a common surname on one
@@ -84,9 +86,21 @@ def ledger(clinic, other_clinic, clerk, approver):
         for n, invoice in enumerate(invoices[::5])
         if invoice.status == InvoiceStatus.PAID
     ])
+    reason = DisputeReasonFactory(name="Billing error")
+    CreditNote.objects.bulk_create([
+        CreditNote(clinic_id=invoice.clinic_id, invoice=invoice, account_id=invoice.account_id,
+                   currency="OMR", number=f"CN-{n:06d}", sequence=n + 1,
+                   kind=CreditNoteKind.CANCELLATION if invoice.status == InvoiceStatus.CANCELLED
+                   else CreditNoteKind.CREDIT, subtotal=ten,
+                   tax_amount=Decimal("0.500"), amount=Decimal("10.500"),
+                   amount_applied=Decimal("10.500"), amount_unapplied=0,
+                   dispute_reason=reason, created_by=clerk,
+                   issued_at=timezone.now() - timedelta(minutes=n))
+        for n, invoice in enumerate(invoices) if invoice.status != InvoiceStatus.DRAFT
+    ])
     with connection.cursor() as cursor:
         cursor.execute("UPDATE billing_invoice SET created_at = now() - id * interval '1 minute'")
-        cursor.execute("ANALYZE billing_invoice, billing_account, approvals_financialrequest")
+        cursor.execute(f"ANALYZE {', '.join(sorted(LARGE_TABLES))}")
     return {"clerk": clerk, "approver": approver, "group_member": group_member,
             "invoice": invoices[123], "account": accounts[7]}
 
@@ -177,6 +191,16 @@ PAGES = {
     "approval queue, waiting": ("approver", "/approvals/?status=requested", NONE),
     "approval queue, all": ("group_member", "/approvals/", NONE),
     "approval queue by invoice number": ("approver", "/approvals/?q={invoice.number}", NONE),
+    "credit notes": ("group_member", "/billing/credit-notes/", NONE),
+    "credit note by number": ("group_member", "/billing/credit-notes/?q=CN-000008",
+                              frozenset({"credit_note_number_unique"})),
+    "credit notes by invoice number": ("clerk", "/billing/credit-notes/?q={invoice.number}",
+                                       frozenset({"invoice_number_unique_per_clinic"})),
+    "credit notes by patient": ("group_member", "/billing/credit-notes/?q=zawaw",
+                                frozenset({"account_name_trgm_idx"})),
+    "credit notes by number fragment": ("clerk", "/billing/credit-notes/?q=N-00000",
+                                        frozenset({"credit_note_number_trgm_idx"})),
+    "cancelled invoices": ("group_member", "/billing/invoices/cancelled/", NONE),
 }
 
 
