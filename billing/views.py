@@ -35,7 +35,7 @@ def home(request):
     attention = refunds_needing_attention(user=request.user)
     return render(request, "home.html", {
         "awaiting": awaiting[:10],
-        "awaiting_count": count_capped(awaiting),
+        "awaiting_count": awaiting.count(),  # the same figure as the menu badge
         "my_decided": my_decided_requests(user=request.user),
         "refunds_attention": attention[:10],
         "refunds_attention_count": count_capped(attention),
