@@ -35,9 +35,9 @@ class CappedPaginator(Paginator):
     """Pages over at most `cap` rows; past them the list says "more than 1,000" and staff
     narrow the search or the dates to reach older rows."""
 
-    def __init__(self, object_list, per_page, *, cap: int = LIST_COUNT_CAP, **kwargs):
+    def __init__(self, object_list, per_page, *, cap: int | None = None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
-        self.cap = cap
+        self.cap = cap or LIST_COUNT_CAP
 
     @cached_property
     def total(self) -> CappedCount:

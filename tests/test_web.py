@@ -193,6 +193,26 @@ def test_the_list_pages_by_25(as_clerk, clinic, account, vat, clerk):
     assert "page=2" in first.content.decode()
 
 
+def test_the_list_never_counts_past_its_cap(as_clerk, clinic, account, vat, clerk,
+                                            monkeypatch):
+    # given 7 invoices, a list that counts at most 5 rows and shows 2 a page
+    monkeypatch.setattr("billing.pagination.LIST_COUNT_CAP", 5)
+    monkeypatch.setattr("billing.views.PAGE_SIZE", 2)
+    for n in range(7):
+        invoice_create(clinic=clinic, account=account, actor=clerk, lines=[LineInput(
+            description=f"Visit {n}", quantity=D("1"), unit_price=D("1.000"), tax_rate=vat)])
+    # when the clerk opens the list, then its last page
+    first = as_clerk.get(LIST)
+    last = as_clerk.get(LIST, {"page": "3"})
+    # then it says there are more than 5, lists the newest 5 and says how to reach older ones
+    assert "Page 1 of 3 · more than 5 invoices" in first.content.decode()
+    assert len(listed(first) + listed(as_clerk.get(LIST, {"page": "2"})) + listed(last)) == 5
+    assert not last.context["page"].has_next()
+    assert ("Only the newest 5 invoices are listed: narrow the search or the dates to see older"
+            in last.content.decode())
+    assert "Only the newest" not in first.content.decode()
+
+
 def test_the_list_keeps_the_filters_in_the_page_links(as_clerk, make_invoice):
     for _ in range(26):
         make_invoice([("1", "1.000")], issue=False)
