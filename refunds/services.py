@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from approvals.gate import (
@@ -62,8 +63,9 @@ PAYOUT_NOT_AWAITING = "Only a refund awaiting payout can be marked paid out; thi
 
 
 def _lock(invoice: Invoice) -> tuple[Invoice, list[Payment]]:
-    """Lock the invoice row, then its payments, in that fixed order."""
+    """Lock the invoice row, then its payments, in that fixed order; its lines are read once."""
     locked = invoice_lock(invoice)
+    prefetch_related_objects([locked], "lines")
     payments = list(
         Payment.objects.filter(invoice=locked).select_related("method")
         .order_by("pk").select_for_update(of=("self",))
