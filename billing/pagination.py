@@ -7,6 +7,9 @@ from functools import cached_property
 from django.core.paginator import Paginator
 
 LIST_COUNT_CAP = 1000
+# A fragment common to many patients is counted less far: eight pages are plenty to look
+# through, and then staff add to the search.
+SEARCH_COUNT_CAP = 200
 BOX_COUNT_CAP = 100
 
 

@@ -57,11 +57,34 @@ def _matching(invoices: QuerySet[Invoice], *, accounts: QuerySet[Account],
     return invoices.filter(invoice_number | Q(account__any_of=accounts))
 
 
+# Shorter searches match whole numbers only: a fragment of one or two characters is in most
+# names, and no index can find it faster than reading them all.
+SEARCH_MIN_FRAGMENT = 3
+
+# Up to this many patients matching a fragment are looked up first and passed as values, so
+# PostgreSQL knows how many invoices they hold: for a few it reads just theirs (an index on the
+# account), for many it walks the newest invoices and keeps theirs (a hashed lookup). Beyond it
+# the fragment says little (two letters, say) and the patients stay a subquery.
+PATIENTS_LOOKED_UP = 5000
+
+
+def _of_patients_matching(search: str, *, user) -> Q:
+    """Invoices of the user's patients whose name or number contains `search` (their trigram
+    indexes)."""
+    patients = visible_to(Account.objects.all(), user=user).filter(
+        Q(name__icontains=search) | Q(number__icontains=search)).order_by().values("pk")
+    found = list(patients.values_list("pk", flat=True)[:PATIENTS_LOOKED_UP + 1])
+    if len(found) > PATIENTS_LOOKED_UP:
+        return Q(account__in=patients)
+    return Q(account__in=found)
+
+
 def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
                    date_from=None, date_to=None) -> QuerySet[Invoice]:
     """The invoice list: by number, patient name or number; by status, clinic and issue date.
     A search that is exactly an invoice or account number finds just that (a unique index);
-    otherwise it finds every invoice whose number, patient name or patient number contains it.
+    otherwise, from 3 characters, it finds every invoice whose number, patient name or patient
+    number contains it.
     Each invoice carries `awaiting_approval`: a request on it waits for a decision."""
     from approvals.models import FinancialRequest, RequestStatus
 
@@ -82,14 +105,8 @@ def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
             accounts=visible_to(Account.objects.all(), user=user).filter(number__in=spellings),
             invoice_number=Q(number__in=spellings),
         )
-        if exact.exists():
+        if exact.exists() or len(search) < SEARCH_MIN_FRAGMENT:
             return exact
-        # Patients are matched through the trigram indexes alone; the invoices' own clinic
-        # filter keeps the results to the user's clinics.
-        return _matching(
-            invoices,
-            accounts=Account.objects.filter(Q(name__icontains=search)
-                                            | Q(number__icontains=search)),
-            invoice_number=Q(number__icontains=search),
-        )
+        return invoices.filter(Q(number__icontains=search)
+                               | _of_patients_matching(search, user=user))
     return invoices

@@ -17,8 +17,14 @@ from .actions import invoice_actions
 from .exceptions import BusinessRuleError
 from .forms import InvoiceFilterForm, PaymentForm
 from .models import OPEN_FOR_PAYMENT, InvoiceStatus
-from .pagination import CappedPaginator, count_capped
-from .selectors import clinics_for_user, invoice_get_for_user, invoice_search, invoices_for_user
+from .pagination import SEARCH_COUNT_CAP, CappedPaginator, count_capped
+from .selectors import (
+    SEARCH_MIN_FRAGMENT,
+    clinics_for_user,
+    invoice_get_for_user,
+    invoice_search,
+    invoices_for_user,
+)
 from .services import invoice_discard, payment_record
 
 PAGE_SIZE = 25
@@ -59,11 +65,15 @@ def invoice_list(request):
         date_from=filters.get("date_from"),
         date_to=filters.get("date_to"),
     )
-    page = CappedPaginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    cap = SEARCH_COUNT_CAP if filters.get("q") else None  # None: the lists' own cap
+    page = CappedPaginator(invoices, PAGE_SIZE, cap=cap).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    search = (filters.get("q") or "").strip()
     return render(request, "billing/invoice_list.html", {
         "form": form, "page": page, "query": query.urlencode(),
+        "short_search": 0 < len(search) < SEARCH_MIN_FRAGMENT,
+        "search_min_fragment": SEARCH_MIN_FRAGMENT,
     })
 
 

@@ -22,7 +22,7 @@ from refunds.models import CreditNote, CreditNoteKind
 
 from .api_helpers import api_token, gql_response
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory, clerk_factory
+from .factories import ClinicFactory, DisputeReasonFactory, clerk_factory
 
 pytestmark = [requires_postgres, pytest.mark.django_db]
 
@@ -32,8 +32,8 @@ LARGE_TABLES = {"billing_invoice", "billing_account", "approvals_financialreques
 BLOCKING = {"Sort", "Incremental Sort", "Aggregate", "Hash", "Materialize", "SetOp", "Unique"}
 # In proportions like a clinic group's: two invoices per patient, a common surname on one
 # patient in a hundred, a rare one on a handful.
-INVOICES = 4000
-ACCOUNTS = 2000
+INVOICES = 6000
+ACCOUNTS = 3000
 
 STATUS_MIX = [InvoiceStatus.PAID] * 6 + [
     InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.CANCELLED,
@@ -52,11 +52,12 @@ def _surname(n: int) -> str:
 
 @pytest.fixture
 def ledger(clinic, other_clinic, clerk, approver):
-    """A few thousand invoices over two clinics, some requests waiting for a decision, and a
-    member of both clinics. Set-based inserts, then fresh statistics."""
+    """A few thousand invoices over a group of ten clinics, one request in a hundred invoices,
+    and a member of two of the clinics. Set-based inserts, then fresh statistics."""
     group_member = clerk_factory(username="group_member", clinics=[clinic, other_clinic])
+    clinics = [clinic, other_clinic] + [ClinicFactory(code=f"GROUP{n}") for n in range(8)]
     accounts = Account.objects.bulk_create([
-        Account(clinic=clinic if n % 2 else other_clinic, number=f"P{n:06d}",
+        Account(clinic=clinics[n % len(clinics)], number=f"P{n:06d}",
                 name=f"Patient {_surname(n)}")
         for n in range(ACCOUNTS)
     ])
@@ -83,7 +84,7 @@ def ledger(clinic, other_clinic, clerk, approver):
         FinancialRequest(clinic_id=invoice.clinic_id, invoice=invoice, kind=RequestKind.REFUND,
                          status=RequestStatus.REQUESTED if n % 3 else RequestStatus.WITHDRAWN,
                          remarks="Patient asked for a refund.", requested_by=clerk)
-        for n, invoice in enumerate(invoices[::5])
+        for n, invoice in enumerate(invoices[::50])
         if invoice.status == InvoiceStatus.PAID
     ])
     reason = DisputeReasonFactory(name="Billing error")
@@ -149,67 +150,45 @@ def _statements_of(fetch) -> list[str]:
             and any(table in query["sql"] for table in LARGE_TABLES)]
 
 
-def _assert_indexed(fetch, *, uses: frozenset[str] = frozenset()):
-    """No statement of the page reads a whole ledger table; together they use `uses`."""
+def _assert_indexed(fetch):
+    """No statement of the page reads a whole ledger table."""
     statements = _statements_of(fetch)
     assert statements, "the page ran no query on the ledger's tables"
-    failures, used = [], set()
-    for sql in statements:
-        problems, indexes = _explain(sql)
-        used |= indexes
-        if problems:
-            failures.append(f"{problems}\n{sql}")
+    failures = [f"{problems}\n{sql}" for sql in statements if (problems := _plan_problems(sql))]
     assert not failures, "\n\n".join(failures)
-    assert uses <= used, f"expected the indexes {sorted(uses - used)}; the plans used {used}"
 
 
-EXACT = frozenset({"invoice_number_unique_per_clinic", "account_number_unique"})
-FRAGMENT = frozenset({"invoice_number_trgm_idx", "account_name_trgm_idx",
-                      "account_number_trgm_idx"})
-# A fragment common enough is found sooner by walking the newest invoices; the patients it
-# names still come from the trigram index.
-COMMON_FRAGMENT = frozenset({"account_name_trgm_idx"})
-
-
-NONE = frozenset()
 PAGES = {
-    "invoice list": ("clerk", "/billing/invoices/", NONE),
-    "invoice list, several clinics": ("group_member", "/billing/invoices/", NONE),
-    "invoice list, page 3": ("clerk", "/billing/invoices/?page=3", NONE),
-    "exact invoice number": ("clerk", "/billing/invoices/?q={invoice.number}", EXACT),
-    "exact number, lower case": ("group_member", "/billing/invoices/?q={invoice_number_lower}",
-                                 EXACT),
-    "exact account number": ("clerk", "/billing/invoices/?q={account.number}", EXACT),
-    "common surname fragment": ("group_member", "/billing/invoices/?q=balush",
-                                COMMON_FRAGMENT),
-    "rare fragment": ("clerk", "/billing/invoices/?q=zawaw", FRAGMENT),
-    "status filter": ("group_member", "/billing/invoices/?status=partially_paid", NONE),
-    "status and dates": ("clerk", "/billing/invoices/?status=issued&date_from=2020-01-01",
-                         NONE),
-    "home of a clerk": ("clerk", "/", frozenset({"invoice_open_by_date_idx"})),
-    "home of an approver": ("approver", "/", NONE),
-    "approval queue, waiting": ("approver", "/approvals/?status=requested", NONE),
-    "approval queue, all": ("group_member", "/approvals/", NONE),
-    "approval queue by invoice number": ("approver", "/approvals/?q={invoice.number}", NONE),
-    "credit notes": ("group_member", "/billing/credit-notes/", NONE),
-    "credit note by number": ("group_member", "/billing/credit-notes/?q=CN-000008",
-                              frozenset({"credit_note_number_unique"})),
-    "credit notes by invoice number": ("clerk", "/billing/credit-notes/?q={invoice.number}",
-                                       frozenset({"invoice_number_unique_per_clinic"})),
-    "credit notes by patient": ("group_member", "/billing/credit-notes/?q=zawaw",
-                                frozenset({"account_name_trgm_idx"})),
-    "credit notes by number fragment": ("clerk", "/billing/credit-notes/?q=N-00000",
-                                        frozenset({"credit_note_number_trgm_idx"})),
-    "cancelled invoices": ("group_member", "/billing/invoices/cancelled/", NONE),
+    "invoice list": ("clerk", "/billing/invoices/"),
+    "invoice list, several clinics": ("group_member", "/billing/invoices/"),
+    "invoice list, page 3": ("clerk", "/billing/invoices/?page=3"),
+    "exact invoice number": ("clerk", "/billing/invoices/?q={invoice.number}"),
+    "exact number, lower case": ("group_member", "/billing/invoices/?q={invoice_number_lower}"),
+    "exact account number": ("clerk", "/billing/invoices/?q={account.number}"),
+    "common surname fragment": ("group_member", "/billing/invoices/?q=balush"),
+    "rare fragment": ("clerk", "/billing/invoices/?q=zawaw"),
+    "status filter": ("group_member", "/billing/invoices/?status=partially_paid"),
+    "status and dates": ("clerk", "/billing/invoices/?status=issued&date_from=2020-01-01"),
+    "home of a clerk": ("clerk", "/"),
+    "home of an approver": ("approver", "/"),
+    "approval queue, waiting": ("approver", "/approvals/?status=requested"),
+    "approval queue, all": ("group_member", "/approvals/"),
+    "approval queue by invoice number": ("approver", "/approvals/?q={invoice.number}"),
+    "credit notes": ("group_member", "/billing/credit-notes/"),
+    "credit note by number": ("group_member", "/billing/credit-notes/?q=CN-000008"),
+    "credit notes by invoice number": ("clerk", "/billing/credit-notes/?q={invoice.number}"),
+    "credit notes by patient": ("group_member", "/billing/credit-notes/?q=zawaw"),
+    "credit notes by number fragment": ("clerk", "/billing/credit-notes/?q=-00123"),
+    "cancelled invoices": ("group_member", "/billing/invoices/cancelled/"),
 }
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_list_and_search_is_answered_by_an_index(client, ledger, page):
-    persona, url, uses = PAGES[page]
+    persona, url = PAGES[page]
     url = url.format(invoice_number_lower=ledger["invoice"].number.lower(), **ledger)
     client.force_login(ledger[persona])
-    _assert_indexed(lambda: client.get(url), uses=uses)
+    _assert_indexed(lambda: client.get(url))
 
 
 API_INVOICES = """query($search: String, $clinicId: ID) {
@@ -223,8 +202,32 @@ def test_the_api_invoice_list_is_answered_by_an_index(client, ledger, clinic, se
                                                       one_clinic):
     variables = {"search": search or None, "clinicId": str(clinic.pk) if one_clinic else None}
     token = api_token(ledger["group_member"], "billing:read")
-    uses = {"": NONE, "INV-000123": EXACT, "balush": COMMON_FRAGMENT}[search]
-    _assert_indexed(lambda: gql_response(client, token, API_INVOICES, variables), uses=uses)
+    _assert_indexed(lambda: gql_response(client, token, API_INVOICES, variables))
+
+
+# Which index a page's plan picks depends on how much data there is (on a test's few thousand
+# rows a clinic's whole list is cheap to read); `make bench` shows the choice at a million
+# invoices. What must hold at any size: each searched column has an index its search can use.
+SEARCHED_COLUMNS = {
+    "invoice_number_trgm_idx": lambda c: Invoice.objects.filter(number__icontains="00123"),
+    "account_name_trgm_idx": lambda c: Account.objects.filter(name__icontains="balush"),
+    "account_number_trgm_idx": lambda c: Account.objects.filter(number__icontains="00123"),
+    "credit_note_number_trgm_idx": lambda c: CreditNote.objects.filter(number__icontains="0012"),
+    "invoice_number_unique_per_clinic": lambda c: Invoice.objects.filter(
+        clinic=c, number__in=["INV-000123", "inv-000123"]),
+    "account_number_unique": lambda c: Account.objects.filter(clinic=c, number="P000007"),
+    "credit_note_number_unique": lambda c: CreditNote.objects.filter(clinic=c, number="CN-1"),
+}
+
+
+@pytest.mark.parametrize("index", SEARCHED_COLUMNS)
+def test_each_searched_column_has_an_index_its_search_uses(ledger, clinic, index):
+    sql, params = SEARCHED_COLUMNS[index](clinic).values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        sql = cursor.mogrify(sql, params)
+    problems, indexes = _explain(sql)
+    assert not problems
+    assert index in indexes
 
 
 def test_the_plan_check_catches_a_query_no_index_can_answer(ledger):

@@ -160,6 +160,43 @@ def test_the_list_searches_by_patient_name_and_number(as_clerk, three_invoices):
     assert "No invoice matches" in empty.content.decode()
 
 
+def test_an_exact_number_finds_just_that_invoice_not_its_neighbours(as_clerk, three_invoices):
+    # given INV-MUSCAT-000001 and INV-MUSCAT-000002: as a fragment, "INV-MUSCAT-00000" is in both
+    first, _, _ = three_invoices
+    assert len(listed(as_clerk.get(LIST, {"q": "INV-MUSCAT-00000"}))) == 2
+    # then the whole number, in capitals or not, finds that invoice alone
+    assert listed(as_clerk.get(LIST, {"q": "inv-muscat-000001"})) == [first.pk]
+    # and a whole patient number finds that patient's invoices alone
+    assert listed(as_clerk.get(LIST, {"q": "P00001"})) == [first.pk]
+
+
+def test_a_search_shorter_than_3_characters_finds_whole_numbers_only(
+        as_clerk, three_invoices, clinic, vat, clerk):
+    # given a patient whose number is two characters long, and patients named "Omar"
+    patient = AccountFactory(clinic=clinic, name="Om Kalthoum", number="P7")
+    invoice = invoice_create(clinic=clinic, account=patient, actor=clerk, lines=[LineInput(
+        description="Visit", quantity=D("1"), unit_price=D("1.000"), tax_rate=vat)])
+    # when the clerk searches for "Om": no fragment search, and the page says why
+    response = as_clerk.get(LIST, {"q": "Om"})
+    assert listed(response) == []
+    assert ("Shorter than 3 characters, a search finds whole invoice or patient numbers only"
+            in response.content.decode())
+    # but a whole number of two characters is found
+    assert listed(as_clerk.get(LIST, {"q": "p7"})) == [invoice.pk]
+    # and from 3 characters names are searched
+    assert len(listed(as_clerk.get(LIST, {"q": "Oma"}))) == 2
+
+
+def test_a_search_counts_at_most_200_matches(as_clerk, three_invoices, monkeypatch):
+    # given a search that matches all 3 invoices (numbers and patient numbers hold "000"),
+    # counted at most to 2
+    monkeypatch.setattr("billing.views.SEARCH_COUNT_CAP", 2)
+    monkeypatch.setattr("billing.views.PAGE_SIZE", 1)
+    response = as_clerk.get(LIST, {"q": "000"})
+    # then the list says there are more than 2 and pages through the newest 2
+    assert "Page 1 of 2 · more than 2 invoices" in response.content.decode()
+
+
 @pytest.mark.parametrize(("status", "expected"), [
     (InvoiceStatus.PAID, [0]), (InvoiceStatus.ISSUED, [1]), (InvoiceStatus.DRAFT, [2]),
     (InvoiceStatus.CANCELLED, []), ("", [0, 1, 2]),
