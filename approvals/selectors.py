@@ -8,11 +8,14 @@ from django.db.models import Count, Exists, QuerySet
 from django.http import Http404
 
 from audit.models import AuditEvent
+from billing.models import Invoice
 from billing.selectors import visible_to
 
 from .models import FinancialRequest, RequestStatus
 
 APPROVE_PERMISSION = "approvals.approve_financialrequest"
+# An invoice number is unique within a clinic; a clinic group may repeat it across clinics.
+MAX_WHOLE_NUMBER_MATCHES = 100
 
 
 def requests_for_user(*, user) -> QuerySet[FinancialRequest]:
@@ -22,14 +25,20 @@ def requests_for_user(*, user) -> QuerySet[FinancialRequest]:
     ).order_by("-requested_at", "-pk")
 
 
-def _filtered(requests: QuerySet, *, date_from: datetime.date | None,
+def _filtered(requests: QuerySet, *, user, date_from: datetime.date | None,
               date_to: datetime.date | None, search: str) -> QuerySet:
     if date_from:
         requests = requests.filter(requested_at__date__gte=date_from)
     if date_to:
         requests = requests.filter(requested_at__date__lte=date_to)
     if search := (search or "").strip():
-        requests = requests.filter(invoice__number__icontains=search)
+        # A whole invoice number is found through its unique index; a fragment is checked on
+        # the requests' own invoices (a queue holds far fewer requests than the ledger invoices).
+        whole = list(visible_to(Invoice.objects.all(), user=user)
+                     .filter(number__in={search, search.upper()})
+                     .values_list("pk", flat=True)[:MAX_WHOLE_NUMBER_MATCHES])
+        requests = requests.filter(invoice__in=whole) if whole else requests.filter(
+            invoice__number__icontains=search)
     return requests
 
 
@@ -38,8 +47,8 @@ def request_search(*, user, status: str = "", date_from: datetime.date | None = 
                    search: str = "") -> QuerySet[FinancialRequest]:
     """The queue: by status, requested date (inclusive, in the site's time zone) and invoice
     number."""
-    requests = _filtered(requests_for_user(user=user), date_from=date_from, date_to=date_to,
-                         search=search)
+    requests = _filtered(requests_for_user(user=user), user=user, date_from=date_from,
+                         date_to=date_to, search=search)
     if status:
         requests = requests.filter(status=status)
     return requests
@@ -50,7 +59,7 @@ def request_counts_by_status(*, user, date_from: datetime.date | None = None,
                              search: str = "") -> dict[str, int]:
     """{status: how many} over the user's clinics, after the date and invoice filters; every
     status is present, with 0 when none."""
-    requests = _filtered(visible_to(FinancialRequest.objects.all(), user=user),
+    requests = _filtered(visible_to(FinancialRequest.objects.all(), user=user), user=user,
                          date_from=date_from, date_to=date_to, search=search)
     counts = dict(requests.order_by().values_list("status").annotate(n=Count("pk")))
     return {status: counts.get(status, 0) for status in RequestStatus.values}

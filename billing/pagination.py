@@ -30,6 +30,8 @@ class CappedCount:
 
 def count_capped(queryset, cap: int = BOX_COUNT_CAP) -> CappedCount:
     """Count at most cap + 1 rows (one query that stops early on an index)."""
+    if hasattr(queryset, "values"):
+        queryset = queryset.values("pk")  # nothing but the rows: no annotation, no join
     counted = queryset[: cap + 1].count()
     return CappedCount(value=min(counted, cap), capped=counted > cap)
 

@@ -76,7 +76,7 @@ def _of_patients_matching(search: str, *, user) -> Q:
     found = list(patients.values_list("pk", flat=True)[:PATIENTS_LOOKED_UP + 1])
     if len(found) > PATIENTS_LOOKED_UP:
         return Q(account__in=patients)
-    return Q(account__in=found)
+    return Q(account__any_of=found)
 
 
 def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
