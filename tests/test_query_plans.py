@@ -103,7 +103,7 @@ def ledger(clinic, other_clinic, clerk, approver):
         cursor.execute("UPDATE billing_invoice SET created_at = now() - id * interval '1 minute'")
         cursor.execute(f"ANALYZE {', '.join(sorted(LARGE_TABLES))}")
     return {"clerk": clerk, "approver": approver, "group_member": group_member,
-            "invoice": invoices[123], "account": accounts[7]}
+            "invoice": invoices[120], "account": accounts[10]}  # of `clinic`
 
 
 def _explain(sql: str) -> tuple[list[str], set[str]]:
