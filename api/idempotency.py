@@ -33,10 +33,12 @@ def idempotent(*, request: HttpRequest, key: str, client: str,
     if len(key) > 255:
         return JsonResponse({"errors": [{"message": KEY_TOO_LONG}]}, status=400)
     fingerprint = _fingerprint(request.body)
-    IdempotencyKey.objects.get_or_create(client=client, key=key,
-                                         defaults={"request_hash": fingerprint})
     with transaction.atomic():
-        # Holding this row for the whole request makes concurrent retries queue behind it.
+        # The key is claimed in the request's own transaction (one commit, not two) and held
+        # until it ends: a concurrent retry's insert waits for it, then finds its response.
+        IdempotencyKey.objects.bulk_create(
+            [IdempotencyKey(client=client, key=key, request_hash=fingerprint)],
+            ignore_conflicts=True)
         record = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
         if record.request_hash != fingerprint:
             return JsonResponse({"errors": [{"message": KEY_REUSED}]}, status=422)

@@ -13,8 +13,13 @@ def ensure_member(*, actor, clinic: Clinic) -> None:
         raise BusinessRuleError(NOT_A_MEMBER.format(clinic=clinic.name))
 
 
+def ensure_permission(*, actor, permission: str, action: str) -> None:
+    """Refuse unless the actor holds the permission (membership checked already)."""
+    if not actor.has_perm(permission):
+        raise BusinessRuleError(NO_PERMISSION.format(action=action))
+
+
 def ensure_can(*, actor, clinic: Clinic, permission: str, action: str) -> None:
     """Refuse unless the actor belongs to the clinic and holds the permission."""
     ensure_member(actor=actor, clinic=clinic)
-    if not actor.has_perm(permission):
-        raise BusinessRuleError(NO_PERMISSION.format(action=action))
+    ensure_permission(actor=actor, permission=permission, action=action)

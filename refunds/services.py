@@ -23,7 +23,7 @@ from approvals.gate import (
 from approvals.models import FinancialRequest, RequestKind
 from audit.context import audit_context
 from audit.services import audit_event_record
-from billing.access import ensure_can, ensure_member
+from billing.access import ensure_can, ensure_member, ensure_permission
 from billing.exceptions import BusinessRuleError
 from billing.models import (
     DisputeReason,
@@ -91,16 +91,14 @@ def _plan(invoice: Invoice, payments: list[Payment], lines, payment) -> Breakdow
     )
 
 
-def _ensure_may_execute(*, actor, invoice: Invoice, breakdown: Breakdown, kind: str) -> None:
-    if kind == CreditNoteKind.CANCELLATION:
-        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.cancel_invoice",
-                   action="cancel invoices")
-    elif breakdown.post_payment > 0:
-        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
-                   action="refund invoices")
+def _ensure_may_execute(*, actor, breakdown: Breakdown) -> None:
+    """The permission the planned credit note needs; every caller has checked membership."""
+    if breakdown.post_payment > 0:
+        ensure_permission(actor=actor, permission="billing.refund_invoice",
+                          action="refund invoices")
     else:
-        ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.credit_invoice",
-                   action="credit invoice lines")
+        ensure_permission(actor=actor, permission="billing.credit_invoice",
+                          action="credit invoice lines")
 
 
 def credit_note_preview(
@@ -115,7 +113,7 @@ def credit_note_preview(
     ensure_member(actor=actor, clinic=invoice.clinic)
     payments = list(invoice.payments.select_related("method").order_by("pk"))
     breakdown = _plan(invoice, payments, lines, payment)
-    _ensure_may_execute(actor=actor, invoice=invoice, breakdown=breakdown, kind="")
+    _ensure_may_execute(actor=actor, breakdown=breakdown)
     return breakdown
 
 
@@ -139,7 +137,7 @@ def credit_note_create(
         ensure_member(actor=actor, clinic=locked.clinic)
         breakdown = _plan(locked, payments, lines, payment)
         kind = CreditNoteKind.REFUND if breakdown.post_payment > 0 else CreditNoteKind.CREDIT
-        _ensure_may_execute(actor=actor, invoice=locked, breakdown=breakdown, kind=kind)
+        _ensure_may_execute(actor=actor, breakdown=breakdown)
         approval = approval_required(invoice=locked, kind=RequestKind.REFUND, request=request)
         return _issue(invoice=locked, breakdown=breakdown, kind=kind, approval=approval,
                       reason=dispute_reason, remarks=remarks, actor=actor)
@@ -166,8 +164,7 @@ def invoice_refund(
             if locked.net_paid <= 0:
                 raise BusinessRuleError(NOTHING_PAID.format(invoice=locked))
         breakdown = _plan(locked, payments, remaining, payment)
-        _ensure_may_execute(actor=actor, invoice=locked, breakdown=breakdown,
-                            kind=CreditNoteKind.REFUND)
+        _ensure_may_execute(actor=actor, breakdown=breakdown)
         approval = approval_required(invoice=locked, kind=RequestKind.REFUND, request=request)
         return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.REFUND,
                       approval=approval, reason=dispute_reason, remarks=remarks, actor=actor)
