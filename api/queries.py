@@ -4,6 +4,7 @@ import strawberry
 from django.conf import settings
 from django.db.models import Prefetch
 from strawberry import Info
+from strawberry.types.nodes import SelectedField
 
 from approvals.models import FinancialRequest
 from billing.models import Clinic, DisputeReason, Invoice, Payment, PaymentMethod, TaxRate
@@ -32,16 +33,40 @@ def _int(value) -> int | None:
         return None
 
 
-def with_invoice_details(invoices):
-    """Everything an Invoice selection may show, in a fixed number of queries."""
-    return invoices.select_related("clinic", "account").prefetch_related(
-        "lines",
-        Prefetch("payments", queryset=Payment.objects.select_related("method")),
-        "credit_notes__lines",
-        "refunds",
-        Prefetch("requests", queryset=FinancialRequest.objects.select_related(
-            "requested_by", "decided_by", "credit_note")),
-    )
+# What each list field of an Invoice needs read with it (one query each, whatever the page size).
+INVOICE_RELATIONS = {
+    "lines": "lines",
+    "payments": Prefetch("payments", queryset=Payment.objects.select_related("method")),
+    "creditNotes": "credit_notes__lines",
+    "refunds": "refunds",
+    "openRequests": Prefetch("requests", queryset=FinancialRequest.objects.select_related(
+        "requested_by", "decided_by", "credit_note")),
+}
+
+
+def with_invoice_details(invoices, *, selected: set[str] | None = None):
+    """What an Invoice selection shows, in a fixed number of queries: the relations among
+    `selected` (GraphQL field names), or all of them."""
+    return invoices.select_related("clinic", "account").prefetch_related(*(
+        prefetch for field, prefetch in INVOICE_RELATIONS.items()
+        if selected is None or field in selected
+    ))
+
+
+def selected_fields(info: Info) -> set[str]:
+    """The names of the fields selected on this field's objects, fragments included."""
+    names: set[str] = set()
+
+    def collect(selections) -> None:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                names.add(selection.name)
+            else:  # a fragment, named or inline
+                collect(selection.selections)
+
+    for field in info.selected_fields:
+        collect(field.selections)
+    return names
 
 
 def with_note_details(notes):
@@ -67,7 +92,8 @@ def _dispute_reasons(info: Info) -> list[DisputeReasonType]:
 
 
 def _invoice(info: Info, id: strawberry.ID) -> InvoiceType | None:
-    invoices = with_invoice_details(visible_to(Invoice.objects.all(), user=user_of(info)))
+    invoices = with_invoice_details(visible_to(Invoice.objects.all(), user=user_of(info)),
+                                    selected=selected_fields(info))
     return invoices.filter(pk=_int(id)).first()
 
 
@@ -84,7 +110,8 @@ def _invoices(
     invoices = invoice_search(user=user_of(info), search=search or "",
                               status=status.value if status else "",
                               clinic_id=_int(clinic_id) if clinic_id else None)
-    return list(with_invoice_details(invoices).order_by("-created_at", "-pk")
+    return list(with_invoice_details(invoices, selected=selected_fields(info))
+                .order_by("-created_at", "-pk")
                 [offset:offset + first])
 
 

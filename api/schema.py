@@ -1,6 +1,11 @@
 import strawberry
 from django.conf import settings
-from strawberry.extensions import DisableIntrospection, QueryDepthLimiter
+from strawberry.extensions import (
+    DisableIntrospection,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from .mutations.account_create import AccountCreatePayload, account_create
 from .mutations.credit_note_create import CreditNoteCreatePayload, credit_note_create
@@ -20,6 +25,7 @@ from .permissions import needs
 from .queries import Query
 
 WRITE = needs("billing:write")
+DOCUMENTS_CACHED = 256
 APPROVE = needs("approvals:write")
 
 
@@ -57,7 +63,13 @@ class Mutation:
 
 def build_schema(*, introspection: bool) -> strawberry.Schema:
     depth = settings.API_MAX_QUERY_DEPTH
-    extensions = [lambda: QueryDepthLimiter(max_depth=depth)]
+    # Integrations send the same few documents again and again: each is parsed and validated
+    # once per worker (the result depends on the document alone), up to DOCUMENTS_CACHED.
+    extensions = [
+        lambda: ParserCache(maxsize=DOCUMENTS_CACHED),
+        lambda: ValidationCache(maxsize=DOCUMENTS_CACHED),
+        lambda: QueryDepthLimiter(max_depth=depth),
+    ]
     if not introspection:
         extensions.append(DisableIntrospection)
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

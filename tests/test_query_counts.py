@@ -126,3 +126,21 @@ def test_the_refund_mutation_costs_the_same_for_1_line_or_6(client, clerk, reaso
         assert body["data"]["invoiceRefund"]["errors"] == []
         cost.append(len(captured.captured_queries))
     assert cost[0] == cost[1]
+
+
+def test_the_api_invoice_list_reads_only_the_relations_it_shows(client, clerk, add_invoices):
+    token = api_token(clerk, WRITE)
+    add_invoices(3)
+
+    def cost(fields: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            body = gql(client, token, f"{{ invoices(first: 50) {{ id {fields} }} }}")
+        assert len(body["data"]["invoices"]) == 3
+        return len(captured.captured_queries)
+
+    bare = cost("")
+    assert cost("lines { id }") == bare + 1
+    assert cost("...on Invoice { payments { id } }") == bare + 1
+    # (no invoice has a credit note, so their lines need no query)
+    assert cost("lines { id } payments { id } creditNotes { id lines { id } } refunds { id } "
+                "openRequests { id }") == bare + 5
