@@ -1,6 +1,7 @@
 import strawberry
 from django.conf import settings
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     ParserCache,
     QueryDepthLimiter,
@@ -62,13 +63,14 @@ class Mutation:
         resolver=refund_mark_paid_out, extensions=WRITE)
 
 def build_schema(*, introspection: bool) -> strawberry.Schema:
-    depth = settings.API_MAX_QUERY_DEPTH
     # Integrations send the same few documents again and again: each is parsed and validated
-    # once per worker (the result depends on the document alone), up to DOCUMENTS_CACHED.
+    # once per worker, up to DOCUMENTS_CACHED. Validation results are cached by document and
+    # rules, so the depth rule is made once, not per request.
+    depth_rules = QueryDepthLimiter(max_depth=settings.API_MAX_QUERY_DEPTH).validation_rules
     extensions = [
         lambda: ParserCache(maxsize=DOCUMENTS_CACHED),
         lambda: ValidationCache(maxsize=DOCUMENTS_CACHED),
-        lambda: QueryDepthLimiter(max_depth=depth),
+        lambda: AddValidationRules(depth_rules),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
