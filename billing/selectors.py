@@ -49,30 +49,20 @@ def _spellings(search: str) -> list[str]:
     return sorted({search, search.upper()})
 
 
-def _matching(invoices: QuerySet[Invoice], *, accounts: QuerySet[Account],
-              invoice_number: Q) -> QuerySet[Invoice]:
-    """Invoices whose number matches, or whose account is one of `accounts`: two indexed
-    conditions on the invoice table, never an OR across a join."""
-    accounts = Subquery(accounts.order_by().values("pk"))
-    return invoices.filter(invoice_number | Q(account__any_of=accounts))
-
-
 # Shorter searches match whole numbers only: a fragment of one or two characters is in most
 # names, and no index can find it faster than reading them all.
 SEARCH_MIN_FRAGMENT = 3
 
-# Up to this many patients matching a fragment are looked up first and passed as values, so
+# The patients a search names are looked up first and passed as values, up to this many, so
 # PostgreSQL knows how many invoices they hold: for a few it reads just theirs (an index on the
 # account), for many it walks the newest invoices and keeps theirs (a hashed lookup). Beyond it
-# the fragment says little (two letters, say) and the patients stay a subquery.
+# the search says little and the patients stay a subquery.
 PATIENTS_LOOKED_UP = 5000
 
 
-def _of_patients_matching(search: str, *, user) -> Q:
-    """Invoices of the user's patients whose name or number contains `search` (their trigram
-    indexes)."""
-    patients = visible_to(Account.objects.all(), user=user).filter(
-        Q(name__icontains=search) | Q(number__icontains=search)).order_by().values("pk")
+def _of_patients(accounts: QuerySet[Account]) -> Q:
+    """Invoices of these patients (see PATIENTS_LOOKED_UP)."""
+    patients = accounts.order_by().values("pk")
     found = list(patients.values_list("pk", flat=True)[:PATIENTS_LOOKED_UP + 1])
     if len(found) > PATIENTS_LOOKED_UP:
         return Q(account__in=patients)
@@ -99,14 +89,14 @@ def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
     if date_to:
         invoices = invoices.filter(issue_date__lte=date_to)
     if search := search.strip():
+        # Each searched column is its own indexed condition on the invoice table (an OR across
+        # a join could use no index), and the user's patients are matched first.
+        patients = visible_to(Account.objects.all(), user=user)
         spellings = _spellings(search)
-        exact = _matching(
-            invoices,
-            accounts=visible_to(Account.objects.all(), user=user).filter(number__in=spellings),
-            invoice_number=Q(number__in=spellings),
-        )
+        exact = invoices.filter(Q(number__in=spellings)
+                                | _of_patients(patients.filter(number__in=spellings)))
         if exact.exists() or len(search) < SEARCH_MIN_FRAGMENT:
             return exact
-        return invoices.filter(Q(number__icontains=search)
-                               | _of_patients_matching(search, user=user))
+        return invoices.filter(Q(number__icontains=search) | _of_patients(
+            patients.filter(Q(name__icontains=search) | Q(number__icontains=search))))
     return invoices
