@@ -39,3 +39,13 @@ migrations-check: install
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis staticfiles
+
+# Benchmark on PostgreSQL: loads <db>_bench (BENCH_INVOICES, default 1,000,000) and
+# <db>_bench_small, serves with gunicorn and production settings, prints a table and JSON.
+.PHONY: bench
+bench: install
+	@case "$$DATABASE_URL" in postgres://*|postgresql://*|pgsql://*) ;; \
+	*) echo "make bench needs DATABASE_URL pointing at PostgreSQL, e.g." >&2; \
+	   echo "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/clinic_billing make bench" >&2; \
+	   exit 2;; esac
+	$(BIN)/python -m bench.run
