@@ -53,6 +53,7 @@ BENCH_REFUND_IDEMPOTENCY.
 The harness's own client threads run on the same 2 cores as gunicorn and PostgreSQL.
 """
 
+import abc
 import base64
 import contextlib
 import http.client
@@ -312,14 +313,16 @@ def _r(value: float | None, places: int = 2) -> float | None:
     return None if value is None else round(value, places)
 
 
-class Worker:
+class Worker(abc.ABC):
     """Something that sends the round's i-th request: over HTTP or raw SQL."""
 
-    def run(self, i: int) -> str | None:  # returns a failure or None
-        raise NotImplementedError
+    @abc.abstractmethod
+    def run(self, i: int) -> str | None:
+        """Send request i; return a failure, or None."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        pass
+        """Release the worker's connection."""
 
 
 class HttpWorker(Worker):
