@@ -44,7 +44,7 @@ def invoice_get_for_user(*, user, pk) -> Invoice:
         raise Http404("No such invoice in your clinics.") from None
 
 
-def _spellings(search: str) -> list[str]:
+def spellings(search: str) -> list[str]:
     """Numbers are printed in capitals; staff may type them in lower case."""
     return sorted({search, search.upper()})
 
@@ -53,20 +53,20 @@ def _spellings(search: str) -> list[str]:
 # names, and no index can find it faster than reading them all.
 SEARCH_MIN_FRAGMENT = 3
 
-# The patients a search names are looked up first and passed as values, up to this many, so
-# PostgreSQL knows how many invoices they hold: for a few it reads just theirs (an index on the
-# account), for many it walks the newest invoices and keeps theirs (a hashed lookup). Beyond it
-# the search says little and the patients stay a subquery.
-PATIENTS_LOOKED_UP = 5000
+# The rows a search names in another table (patients, invoices) are looked up first and passed
+# as values, up to this many, so PostgreSQL knows how many rows they stand for: for a few it
+# reads just theirs (an index), for many it walks the newest rows and keeps theirs (a hashed
+# lookup). Beyond it the search is so common that walking the newest rows and checking each
+# one's own patient or invoice (`otherwise`) finds a page soonest.
+ROWS_LOOKED_UP = 5000
 
 
-def _of_patients(accounts: QuerySet[Account]) -> Q:
-    """Invoices of these patients (see PATIENTS_LOOKED_UP)."""
-    patients = accounts.order_by().values("pk")
-    found = list(patients.values_list("pk", flat=True)[:PATIENTS_LOOKED_UP + 1])
-    if len(found) > PATIENTS_LOOKED_UP:
-        return Q(account__in=patients)
-    return Q(account__any_of=found)
+def among(field: str, rows: QuerySet, *, otherwise: Q) -> Q:
+    """`field` is one of `rows` (see ROWS_LOOKED_UP)."""
+    found = list(rows.order_by().values_list("pk", flat=True)[:ROWS_LOOKED_UP + 1])
+    if len(found) > ROWS_LOOKED_UP:
+        return otherwise
+    return Q(**{f"{field}__any_of": found})
 
 
 def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
@@ -92,11 +92,14 @@ def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
         # Each searched column is its own indexed condition on the invoice table (an OR across
         # a join could use no index), and the user's patients are matched first.
         patients = visible_to(Account.objects.all(), user=user)
-        spellings = _spellings(search)
-        exact = invoices.filter(Q(number__in=spellings)
-                                | _of_patients(patients.filter(number__in=spellings)))
+        whole = spellings(search)
+        exact = invoices.filter(Q(number__in=whole) | among(
+            "account", patients.filter(number__in=whole), otherwise=Q(account__number__in=whole)))
         if exact.exists() or len(search) < SEARCH_MIN_FRAGMENT:
             return exact
-        return invoices.filter(Q(number__icontains=search) | _of_patients(
-            patients.filter(Q(name__icontains=search) | Q(number__icontains=search))))
+        return invoices.filter(Q(number__icontains=search) | among(
+            "account",
+            patients.filter(Q(name__icontains=search) | Q(number__icontains=search)),
+            otherwise=(Q(account__name__icontains=search)
+                       | Q(account__number__icontains=search))))
     return invoices

@@ -4,10 +4,10 @@ still waiting for staff or the gateway."""
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 
 from billing.models import Account, Invoice
-from billing.selectors import visible_to
+from billing.selectors import SEARCH_MIN_FRAGMENT, among, spellings, visible_to
 
 from .breakdown import payout_instruction
 from .models import NEEDS_ATTENTION, CreditNote, CreditNoteKind, CreditNoteLine, Refund
@@ -54,26 +54,27 @@ def credit_notes_search(*, user, search: str = "", kind: str = "") -> QuerySet[C
     if kind:
         notes = notes.filter(kind=kind)
     if search := search.strip():
-        spellings = sorted({search, search.upper()})
+        invoices = visible_to(Invoice.objects.all(), user=user)
+        patients = visible_to(Account.objects.all(), user=user)
+        whole = spellings(search)
         exact = notes.filter(
-            Q(number__in=spellings)
-            | Q(invoice__any_of=_ids(visible_to(Invoice.objects.all(), user=user)
-                                     .filter(number__in=spellings)))
-            | Q(account__any_of=_ids(visible_to(Account.objects.all(), user=user)
-                                     .filter(number__in=spellings))))
-        if exact.exists():
+            Q(number__in=whole)
+            | among("invoice", invoices.filter(number__in=whole),
+                    otherwise=Q(invoice__number__in=whole))
+            | among("account", patients.filter(number__in=whole),
+                    otherwise=Q(account__number__in=whole)))
+        if exact.exists() or len(search) < SEARCH_MIN_FRAGMENT:
             notes = exact
         else:
             notes = notes.filter(
                 Q(number__icontains=search)
-                | Q(invoice__any_of=_ids(Invoice.objects.filter(number__icontains=search)))
-                | Q(account__any_of=_ids(Account.objects.filter(
-                    Q(name__icontains=search) | Q(number__icontains=search)))))
+                | among("invoice", invoices.filter(number__icontains=search),
+                        otherwise=Q(invoice__number__icontains=search))
+                | among("account", patients.filter(Q(name__icontains=search)
+                                                   | Q(number__icontains=search)),
+                        otherwise=(Q(account__name__icontains=search)
+                                   | Q(account__number__icontains=search))))
     return notes.order_by("-issued_at", "-pk")
-
-
-def _ids(queryset) -> Subquery:
-    return Subquery(queryset.order_by().values("pk"))
 
 
 def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:

@@ -232,3 +232,28 @@ def test_an_outsider_cannot_open_another_clinics_refund_or_cancel_form(
         assert client.get(reverse(name, args=[invoice.pk])).status_code == 404
         assert client.post(reverse(name, args=[invoice.pk]), {}).status_code == 404
     assert client.post(reverse("billing:invoice_discard", args=[invoice.pk])).status_code == 404
+
+
+def test_credit_notes_are_found_by_number_invoice_number_or_patient(
+    client, clerk, make_invoice, pay, reason
+):
+    # given two refunded invoices of the same patient (Aisha Al-Balushi, P00001)
+    notes = []
+    for _ in range(2):
+        invoice = make_invoice()
+        pay(invoice, "28.700")
+        notes.append(invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk))
+    client.force_login(clerk)
+
+    def found(search):
+        page = client.get(reverse("refunds:credit_note_list"), {"q": search}).context["page"]
+        return sorted(note.pk for note in page)
+
+    # a whole credit-note or invoice number finds just that credit note, in any case
+    assert found(notes[0].number.lower()) == [notes[0].pk]
+    assert found(notes[1].invoice.number) == [notes[1].pk]
+    # a fragment of 3 characters or more searches numbers and patients
+    assert found("balush") == sorted(n.pk for n in notes)
+    assert found("CN-MUSCAT-00000") == sorted(n.pk for n in notes)
+    # shorter, only whole numbers are found
+    assert found("Ai") == []
