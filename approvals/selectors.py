@@ -9,13 +9,11 @@ from django.http import Http404
 
 from audit.models import AuditEvent
 from billing.models import Invoice
-from billing.selectors import visible_to
+from billing.selectors import spellings, visible_to
 
 from .models import FinancialRequest, RequestStatus
 
 APPROVE_PERMISSION = "approvals.approve_financialrequest"
-# An invoice number is unique within a clinic; a clinic group may repeat it across clinics.
-MAX_WHOLE_NUMBER_MATCHES = 100
 
 
 def requests_for_user(*, user) -> QuerySet[FinancialRequest]:
@@ -32,11 +30,11 @@ def _filtered(requests: QuerySet, *, user, date_from: datetime.date | None,
     if date_to:
         requests = requests.filter(requested_at__date__lte=date_to)
     if search := (search or "").strip():
-        # A whole invoice number is found through its unique index; a fragment is checked on
-        # the requests' own invoices (a queue holds far fewer requests than the ledger invoices).
+        # A whole invoice number (one per clinic at most) is found through its unique index; a
+        # fragment is checked on the requests' own invoices (a queue holds far fewer requests
+        # than the ledger holds invoices).
         whole = list(visible_to(Invoice.objects.all(), user=user)
-                     .filter(number__in={search, search.upper()})
-                     .values_list("pk", flat=True)[:MAX_WHOLE_NUMBER_MATCHES])
+                     .filter(number__in=spellings(search)).values_list("pk", flat=True))
         requests = requests.filter(invoice__in=whole) if whole else requests.filter(
             invoice__number__icontains=search)
     return requests
