@@ -1,7 +1,33 @@
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .models import InvoiceStatus, PaymentMethod
+from .money import AmountError, parse_amount
+
+
+class AmountField(forms.CharField):
+    """An amount read exactly as typed (billing.money.parse_amount), or its plain message.
+
+    Django's DecimalField hands the text to Decimal(), which also reads spaces, underscores,
+    exponents and other scripts' digits: "1_0" would be ten."""
+
+    def __init__(self, *, currency: str | None = None, **kwargs):
+        kwargs.setdefault("strip", False)
+        super().__init__(**kwargs)
+        self.currency = currency
+
+    def widget_attrs(self, widget):
+        return {**super().widget_attrs(widget), "inputmode": "decimal", "autocomplete": "off"}
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_amount(value, currency=self.currency)
+        except AmountError as error:
+            raise ValidationError(error.message, code="invalid") from None
 
 
 class InvoiceFilterForm(forms.Form):
@@ -18,7 +44,7 @@ class InvoiceFilterForm(forms.Form):
 
 class PaymentForm(forms.Form):
     method = forms.ModelChoiceField(queryset=PaymentMethod.objects.none(), label="Payment method")
-    amount = forms.DecimalField(max_digits=14, decimal_places=3, min_value=0)
+    amount = AmountField()
     reference = forms.CharField(required=False, max_length=100,
                                 help_text="Receipt, cheque or transaction number.")
     received_at = forms.DateTimeField(
@@ -32,3 +58,4 @@ class PaymentForm(forms.Form):
             clinic=invoice.clinic, is_active=True
         )
         self.fields["amount"].initial = invoice.balance_due
+        self.fields["amount"].currency = invoice.currency

@@ -1,5 +1,6 @@
 """Money arithmetic: Decimal only, rounded half-up to each currency's minor unit (ISO 4217)."""
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # Digits after the decimal point per ISO 4217 currency. Clinics may only use currencies listed here.
@@ -70,3 +71,69 @@ def line_amounts(
     net = round_money(quantity * unit_price, currency)
     tax = round_money(net * rate, currency)
     return net, tax, net + tax
+
+
+# -- Reading amounts typed by people or sent by integrations ---------------------------------------
+
+# Every amount a person or an integration may enter is below this, in any currency.
+AMOUNT_ENTRY_LIMIT = Decimal(10) ** 9
+# Longer input is not an amount anyone types (and is not worth reading further).
+AMOUNT_MAX_CHARACTERS = 40
+# ASCII digits, at most one point, an optional leading minus (read only to say "greater than
+# zero", "-0" included). No spaces, signs, underscores, thousands separators, exponents or
+# other scripts' digits: Python's Decimal() accepts all of those, and `1_0` would be ten.
+_AMOUNT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+AMOUNT_MISSING = "Enter an amount."
+AMOUNT_NOT_A_NUMBER = (
+    "Enter the amount with the digits 0-9 and a point for decimals, e.g. 12.500: "
+    "no spaces, commas or other characters."
+)
+AMOUNT_NEGATIVE = "Enter an amount greater than zero."
+AMOUNT_TOO_MANY_PLACES = "Amounts have at most {places} decimals."
+AMOUNT_TOO_LARGE = "Enter an amount below {limit}."
+
+
+class AmountError(ValueError):
+    """An entered amount that is not one: `message` is what the person or integration is told."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def amount_limit_text(currency: str | None = None) -> str:
+    """'1,000,000,000.000 OMR'; without a currency, '1,000,000,000'."""
+    if currency is None:
+        return f"{AMOUNT_ENTRY_LIMIT:,}"
+    return format_money(AMOUNT_ENTRY_LIMIT, currency)
+
+
+def parse_amount(text: str, *, currency: str | None = None,
+                 places: int | None = MONEY_DECIMAL_PLACES,
+                 refuse_negative: bool = True) -> Decimal:
+    """The exact Decimal that `text` writes, or AmountError with a plain message.
+
+    Zero is returned as zero: whether it is allowed is the caller's rule. Trailing zeros after
+    the point are kept out of the count of decimals (10.500 has one place that matters).
+    `places=None` and `refuse_negative=False` leave those two checks to a service whose message
+    names the line or the currency (the API does that); the magnitude is always checked here."""
+    if not isinstance(text, str):
+        raise AmountError(AMOUNT_NOT_A_NUMBER)
+    if text == "":
+        raise AmountError(AMOUNT_MISSING)
+    if len(text) > AMOUNT_MAX_CHARACTERS:
+        digits = text.removeprefix("-")
+        if digits.isascii() and digits.isdigit():
+            raise AmountError(AMOUNT_TOO_LARGE.format(limit=amount_limit_text(currency)))
+        raise AmountError(AMOUNT_NOT_A_NUMBER)
+    if not _AMOUNT.fullmatch(text):
+        raise AmountError(AMOUNT_NOT_A_NUMBER)
+    if refuse_negative and text.startswith("-"):
+        raise AmountError(AMOUNT_NEGATIVE)
+    amount = Decimal(text)
+    if abs(amount) >= AMOUNT_ENTRY_LIMIT:
+        raise AmountError(AMOUNT_TOO_LARGE.format(limit=amount_limit_text(currency)))
+    if places is not None and amount != amount.quantize(Decimal(1).scaleb(-places)):
+        raise AmountError(AMOUNT_TOO_MANY_PLACES.format(places=places))
+    return amount

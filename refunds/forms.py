@@ -1,6 +1,7 @@
 from django import forms
 from django.db.models import F
 
+from billing.forms import AmountField
 from billing.models import DisputeReason, Payment
 from billing.money import quantum
 
@@ -19,10 +20,10 @@ class LinePickerMixin:
             self.fields[f"line_{line.pk}"] = forms.BooleanField(
                 required=False, initial=line.pk in preselect, label=line.description,
                 widget=forms.CheckboxInput(attrs={"class": "form-check-input"}))
-            self.fields[f"amount_{line.pk}"] = forms.DecimalField(
-                required=False, max_digits=14, decimal_places=3, label="Amount without tax",
+            self.fields[f"amount_{line.pk}"] = AmountField(
+                required=False, currency=currency, label="Amount without tax",
                 initial=preselect.get(line.pk, line.creditable_net).quantize(quantum(currency)),
-                widget=forms.NumberInput(attrs={"step": "any", **self.amount_widget_attrs}),
+                widget=forms.TextInput(attrs=self.amount_widget_attrs),
             )
 
     def rows(self):
