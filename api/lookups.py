@@ -19,10 +19,26 @@ NOT_FOUND = "No {what} with id {id} in your clinics."
 REASON_NOT_FOUND = "No dispute reason with id {id}: see the disputeReasons query."
 
 
+BIGGEST_ID = 2**63 - 1
+
+
+def object_id(value) -> int | None:
+    """The row id an ID argument names: ASCII digits within the database's range, else None.
+    (int() would also read " 12", "1_2" and other scripts' digits.)"""
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    number = int(text)
+    return number if 0 < number <= BIGGEST_ID else None
+
+
 def _get(queryset, what: str, pk):
+    number = object_id(pk)
     try:
-        return queryset.get(pk=int(pk))
-    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        if number is None:
+            raise queryset.model.DoesNotExist
+        return queryset.get(pk=number)
+    except queryset.model.DoesNotExist:
         raise BusinessRuleError(NOT_FOUND.format(what=what, id=pk)) from None
 
 
@@ -62,10 +78,11 @@ def tax_rate_for(clinic: Clinic, pk) -> TaxRate:
 
 def dispute_reason_for(pk) -> DisputeReason:
     """Dispute reasons are shared by every clinic."""
-    try:
-        return DisputeReason.objects.get(pk=int(pk))
-    except (DisputeReason.DoesNotExist, ValueError, TypeError):
-        raise BusinessRuleError(REASON_NOT_FOUND.format(id=pk)) from None
+    number = object_id(pk)
+    reason = DisputeReason.objects.filter(pk=number).first() if number else None
+    if reason is None:
+        raise BusinessRuleError(REASON_NOT_FOUND.format(id=pk))
+    return reason
 
 
 def refund_for(info, pk) -> Refund:

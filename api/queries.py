@@ -3,6 +3,7 @@
 import strawberry
 from django.conf import settings
 from django.db.models import Prefetch
+from graphql import GraphQLError
 from strawberry import Info
 from strawberry.types.nodes import SelectedField
 
@@ -11,7 +12,7 @@ from billing.models import Clinic, DisputeReason, Invoice, Payment, PaymentMetho
 from billing.selectors import invoice_search, visible_to
 from refunds.models import CreditNote
 
-from .lookups import user_of
+from .lookups import object_id, user_of
 from .permissions import needs
 from .types import (
     ClinicType,
@@ -25,12 +26,21 @@ from .types import (
     TaxRateType,
 )
 
+OFFSET_TOO_FAR = (
+    "`offset` is at most {limit:,}: narrow the list with clinicId, status or search instead."
+)
+
 
 def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return object_id(value)
+
+
+def _page(first: int, offset: int) -> tuple[int, int]:
+    """`first` within 0..API_MAX_PAGE_SIZE; an offset beyond API_MAX_OFFSET is refused (walking
+    that far down a clinic group's ledger is slow and no screen needs it)."""
+    if offset > settings.API_MAX_OFFSET:
+        raise GraphQLError(OFFSET_TOO_FAR.format(limit=settings.API_MAX_OFFSET))
+    return max(0, min(first, settings.API_MAX_PAGE_SIZE)), max(0, offset)
 
 
 # What each list field of an Invoice needs read with it (one query each, whatever the page size).
@@ -105,8 +115,7 @@ def _invoices(
     first: int = 50,
     offset: int = 0,
 ) -> list[InvoiceType]:
-    first = max(0, min(first, settings.API_MAX_PAGE_SIZE))
-    offset = max(0, offset)
+    first, offset = _page(first, offset)
     invoices = invoice_search(user=user_of(info), search=search or "",
                               status=status.value if status else "",
                               clinic_id=_int(clinic_id) if clinic_id else None)
@@ -132,8 +141,7 @@ def _financial_requests(
     first: int = 50,
     offset: int = 0,
 ) -> list[FinancialRequestType]:
-    first = max(0, min(first, settings.API_MAX_PAGE_SIZE))
-    offset = max(0, offset)
+    first, offset = _page(first, offset)
     requests = visible_to(FinancialRequest.objects.all(), user=user_of(info)).select_related(
         "requested_by", "decided_by", "credit_note")
     if clinic_id is not None:

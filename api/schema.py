@@ -3,6 +3,8 @@ from django.conf import settings
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
     ValidationCache,
@@ -24,6 +26,7 @@ from .mutations.refund_retry import refund_retry
 from .payloads import FinancialRequestPayload, RefundPayload
 from .permissions import needs
 from .queries import Query
+from .scalars import SCALAR_OVERRIDES
 
 WRITE = needs("billing:write")
 DOCUMENTS_CACHED = 256
@@ -65,16 +68,23 @@ class Mutation:
 def build_schema(*, introspection: bool) -> strawberry.Schema:
     # Integrations send the same few documents again and again: each is parsed and validated
     # once per worker, up to DOCUMENTS_CACHED. Validation results are cached by document and
-    # rules, so the depth rule is made once, not per request.
-    depth_rules = QueryDepthLimiter(max_depth=settings.API_MAX_QUERY_DEPTH).validation_rules
+    # rules, so the rules are made once, not per request.
+    # What a request may cost is bounded before anything runs: the document's size in tokens
+    # (checked while parsing), its depth and its aliases (validation rules).
+    cost_rules = [
+        *QueryDepthLimiter(max_depth=settings.API_MAX_QUERY_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.API_MAX_ALIASES).validation_rules,
+    ]
     extensions = [
+        lambda: MaxTokensLimiter(max_token_count=settings.API_MAX_QUERY_TOKENS),
         lambda: ParserCache(maxsize=DOCUMENTS_CACHED),
         lambda: ValidationCache(maxsize=DOCUMENTS_CACHED),
-        lambda: AddValidationRules(depth_rules),
+        lambda: AddValidationRules(cost_rules),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions,
+                             scalar_overrides=SCALAR_OVERRIDES)
 
 
 schema = build_schema(introspection=settings.API_INTROSPECTION)

@@ -15,6 +15,7 @@ from strawberry.django.views import GraphQLView
 
 from audit.context import audit_context
 
+from .body import MalformedRequest, check_graphql_body, decode_json
 from .idempotency import idempotent
 
 ONLY_POST = "Send GraphQL requests as POST with a JSON body to this address."
@@ -24,8 +25,12 @@ UNAUTHENTICATED = (
 INVALID_TOKEN = "The access token is invalid, expired or revoked: get a new one from /o/token/."  # noqa: S105 - a message, not a secret
 
 
+def graphql_error(message: str, *, status: int) -> JsonResponse:
+    return JsonResponse({"errors": [{"message": message}]}, status=status)
+
+
 def _unauthorized(message: str, *, error: str = "") -> JsonResponse:
-    response = JsonResponse({"errors": [{"message": message}]}, status=401)
+    response = graphql_error(message, status=401)
     response["WWW-Authenticate"] = (
         f'Bearer realm="api", error="{error}"' if error else 'Bearer realm="api"')
     return response
@@ -48,13 +53,16 @@ class ApiView(GraphQLView):
     graphql_ide = None  # strawberry's own GraphiQL page loads its code from a CDN
     allow_queries_via_get = False
 
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json(data)  # numbers as Decimal, never float
+
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method == "GET" and graphiql_available():
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             return render(request, "api/graphiql.html")
         if request.method != "POST":
-            response = JsonResponse({"errors": [{"message": ONLY_POST}]}, status=405)
+            response = graphql_error(ONLY_POST, status=405)
             response["Allow"] = "POST"
             return response
         if _bearer_token(request) is not None:
@@ -76,6 +84,10 @@ class ApiView(GraphQLView):
             idempotency_client = f"user:{request.user.pk}"
         else:
             return _unauthorized(UNAUTHENTICATED)
+        try:
+            check_graphql_body(request)
+        except MalformedRequest as problem:
+            return graphql_error(problem.message, status=400)
 
         def run() -> HttpResponse:
             return super(ApiView, self).dispatch(request, *args, **kwargs)

@@ -203,7 +203,13 @@ def graphiql_static_dirs(enabled: bool) -> list[tuple[str, Path]]:
 
 
 STATICFILES_DIRS = [*STATICFILES_DIRS, *graphiql_static_dirs(API_GRAPHIQL)]
+# What one API request may ask for: every request answers within a second or is refused.
 API_MAX_QUERY_DEPTH = env_int("API_MAX_QUERY_DEPTH", 10)
+API_MAX_QUERY_TOKENS = env_int("API_MAX_QUERY_TOKENS", 2000)
+API_MAX_ALIASES = env_int("API_MAX_ALIASES", 15)
 API_MAX_PAGE_SIZE = 100
+API_MAX_OFFSET = 10_000
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024)
+API_MAX_JSON_DEPTH = 32
 # Idempotency keys are kept at least this long (purge_idempotency_keys removes older ones).
 IDEMPOTENCY_KEY_TTL_HOURS = max(24, env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48))
