@@ -1,6 +1,7 @@
 """Idempotency-Key: a retry with the same key and body returns the first response and changes
 nothing; the same key with another body is refused (422). Concurrent retries wait for the first
-to finish, then get its response."""
+to finish, then get its response. Only outcomes are kept: a request that met a fault on our side
+(HTTP 5xx) keeps nothing, so its retry runs afresh."""
 
 import hashlib
 import json
@@ -9,7 +10,11 @@ from collections.abc import Callable
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from billing.faults import TEMPORARY_PROBLEM, UNEXPECTED_PROBLEM
+
 from .models import IdempotencyKey
+
+FAULT_MESSAGES = {503: TEMPORARY_PROBLEM, 500: UNEXPECTED_PROBLEM}
 
 KEY_TOO_LONG = "An Idempotency-Key has at most 255 characters."
 KEY_REUSED = (
@@ -48,6 +53,13 @@ def idempotent(*, request: HttpRequest, key: str, client: str,
             replay["Idempotent-Replayed"] = "true"
             return replay
         response = run()
+        if response.status_code >= 500:
+            # A fault on our side is not an outcome: nothing of this request is kept, the key's
+            # claim included, so the client's retry with the same key carries it out once.
+            transaction.set_rollback(True)
+            message = FAULT_MESSAGES.get(response.status_code, UNEXPECTED_PROBLEM)
+            return JsonResponse({"errors": [{"message": message}]}, status=response.status_code,
+                                headers={"Retry-After": response.get("Retry-After", "1")})
         record.status_code = response.status_code
         record.response_body = response.content.decode()
         record.save(update_fields=["status_code", "response_body"])

@@ -10,6 +10,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from .faults import FaultMasking
 from .mutations.account_create import AccountCreatePayload, account_create
 from .mutations.credit_note_create import CreditNoteCreatePayload, credit_note_create
 from .mutations.financial_request_approve import financial_request_approve
@@ -80,6 +81,7 @@ def build_schema(*, introspection: bool) -> strawberry.Schema:
         lambda: ParserCache(maxsize=DOCUMENTS_CACHED),
         lambda: ValidationCache(maxsize=DOCUMENTS_CACHED),
         lambda: AddValidationRules(cost_rules),
+        FaultMasking,
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

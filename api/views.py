@@ -5,6 +5,7 @@ expired or revoked one: HTTP 401. Mutations may carry an Idempotency-Key."""
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -14,6 +15,7 @@ from oauth2_provider.oauth2_backends import get_oauthlib_core
 from strawberry.django.views import GraphQLView
 
 from audit.context import audit_context
+from billing.faults import fault_message, fault_status, log_fault
 
 from .body import MalformedRequest, check_graphql_body, decode_json
 from .idempotency import idempotent
@@ -27,6 +29,13 @@ INVALID_TOKEN = "The access token is invalid, expired or revoked: get a new one 
 
 def graphql_error(message: str, *, status: int) -> JsonResponse:
     return JsonResponse({"errors": [{"message": message}]}, status=status)
+
+
+def fault_response(error: BaseException) -> JsonResponse:
+    response = graphql_error(fault_message(error), status=fault_status(error))
+    if response.status_code == 503:
+        response["Retry-After"] = "1"
+    return response
 
 
 def _unauthorized(message: str, *, error: str = "") -> JsonResponse:
@@ -57,6 +66,15 @@ class ApiView(GraphQLView):
         return decode_json(data)  # numbers as Decimal, never float
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return self._dispatch(request, *args, **kwargs)
+        except DatabaseError as error:
+            # Raised outside an operation (the token lookup, the Idempotency-Key's row, a lost
+            # connection): the transaction is gone, so nothing of the request was kept.
+            log_fault(error, request_id=getattr(request, "request_id", None))
+            return fault_response(error)
+
+    def _dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method == "GET" and graphiql_available():
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
@@ -90,7 +108,13 @@ class ApiView(GraphQLView):
             return graphql_error(problem.message, status=400)
 
         def run() -> HttpResponse:
-            return super(ApiView, self).dispatch(request, *args, **kwargs)
+            response = super(ApiView, self).dispatch(request, *args, **kwargs)
+            status = getattr(request, "api_fault_status", None)  # set by api.faults
+            if status:
+                response.status_code = status
+                if status == 503:
+                    response["Retry-After"] = "1"
+            return response
 
         with audit_context(client=client, request_id=getattr(request, "request_id", None)):
             key = request.headers.get("Idempotency-Key")

@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.AuditContextMiddleware",
+    "billing.faults.DatabaseFaultMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
