@@ -4,8 +4,7 @@ from django.db.models import F, Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from billing.models import Clinic, Invoice, InvoiceLine, MoneyField
-
-REMARKS_MAX_LENGTH = 1000
+from billing.text import REMARKS_MAX_LENGTH
 
 
 class RequestKind(models.TextChoices):

@@ -14,10 +14,10 @@ from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.money import ZERO, format_money
 from billing.services import invoice_lock
+from billing.text import bounded_remarks
 from refunds.breakdown import breakdown_compute
 
 from .models import (
-    REMARKS_MAX_LENGTH,
     FinancialRequest,
     FinancialRequestLine,
     RequestKind,
@@ -26,7 +26,6 @@ from .models import (
 from .notifications import notify_request_decided, notify_request_submitted
 
 REMARKS_REQUIRED = "Add remarks that explain the request."
-REMARKS_TOO_LONG = "Keep the remarks under {limit} characters."
 DIRECT_POLICY = "{clinic} {what} directly: no request is needed."
 ALREADY_OPEN = (
     "{invoice} already has an open {kind} (#{pk}, {status}, by {requester}). "
@@ -51,11 +50,9 @@ WITHDRAW_NOT_WAITING = (
 
 
 def _clean_remarks(remarks: str | None, *, required_message: str = REMARKS_REQUIRED) -> str:
-    remarks = (remarks or "").strip()
+    remarks = bounded_remarks(remarks)
     if not remarks:
         raise BusinessRuleError(required_message)
-    if len(remarks) > REMARKS_MAX_LENGTH:
-        raise BusinessRuleError(REMARKS_TOO_LONG.format(limit=REMARKS_MAX_LENGTH))
     return remarks
 
 
@@ -207,10 +204,7 @@ def _decide(*, request: FinancialRequest, actor, remarks: str, approve: bool) ->
 
 def request_approve(*, request: FinancialRequest, actor, remarks: str = "") -> FinancialRequest:
     """Approve a request: a financial approver of its clinic, never its requester."""
-    remarks = (remarks or "").strip()
-    if len(remarks) > REMARKS_MAX_LENGTH:
-        raise BusinessRuleError(REMARKS_TOO_LONG.format(limit=REMARKS_MAX_LENGTH))
-    return _decide(request=request, actor=actor, remarks=remarks, approve=True)
+    return _decide(request=request, actor=actor, remarks=bounded_remarks(remarks), approve=True)
 
 
 def request_reject(*, request: FinancialRequest, actor, remarks: str) -> FinancialRequest:

@@ -36,6 +36,7 @@ from billing.models import (
 from billing.money import format_money
 from billing.numbering import number_take
 from billing.services import invoice_lock
+from billing.text import bounded_remarks
 
 from .breakdown import Breakdown, breakdown_compute
 from .gateways import GatewayUnavailable, UnknownGateway, gateway_for
@@ -175,7 +176,7 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
                    request: FinancialRequest | None = None) -> CreditNote:
     """Void an issued invoice: a cancellation credit note for the balance, then `cancelled`.
     Refused while money paid on it has not been refunded."""
-    remarks = (remarks or "").strip()
+    remarks = bounded_remarks(remarks)
     with transaction.atomic():
         locked, payments = _lock(invoice)
         ensure_can(actor=actor, clinic=locked.clinic, permission="billing.cancel_invoice",
@@ -209,7 +210,7 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
     An approval is checked against the plan and completed in the same transaction."""
     if approval is not None:
         approval_check_lines(request=approval, breakdown=breakdown)
-    remarks = (remarks or "").strip()
+    remarks = bounded_remarks(remarks)
     # Running totals first and the credit-note number last: every credit note of a clinic
     # queues on its number row until commit, so the row is held for as few statements as can be.
     for part in breakdown.lines:
@@ -364,6 +365,7 @@ def refund_retry(*, refund: Refund, actor) -> Refund:
 
 def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
     """Staff paid a manual refund back outside the system (cash, transfer…)."""
+    remarks = bounded_remarks(remarks)
     with transaction.atomic():
         invoice, refund = _lock_refund(refund, actor=actor, status=RefundStatus.AWAITING_PAYOUT,
                                        refusal=PAYOUT_NOT_AWAITING)
@@ -375,7 +377,7 @@ def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
             action="refund.paid_out", from_state=from_state, to_state=refund.status,
-            amount=refund.amount, remarks=(remarks or "").strip(),
+            amount=refund.amount, remarks=remarks,
         )
     return refund
 

@@ -9,7 +9,6 @@ from approvals.services import (
     ALREADY_DECIDED,
     NOT_OPEN,
     OWN_REQUEST,
-    REMARKS_TOO_LONG,
     refund_request_create,
     request_approve,
     request_reject,
@@ -17,6 +16,7 @@ from approvals.services import (
 )
 from billing.access import NO_PERMISSION
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
+from billing.text import REMARKS_TOO_LONG
 
 from .api_helpers import (
     APPROVE,

@@ -10,7 +10,6 @@ from approvals.services import (
     NOT_OPEN,
     OWN_REQUEST,
     REJECT_REMARKS,
-    REMARKS_TOO_LONG,
     cancellation_request_create,
     request_approve,
     request_withdraw,
@@ -18,6 +17,7 @@ from approvals.services import (
 from billing.access import NO_PERMISSION
 from billing.models import InvoiceStatus
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
+from billing.text import REMARKS_TOO_LONG
 
 from .api_helpers import (
     APPROVE,

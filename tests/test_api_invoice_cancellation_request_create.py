@@ -12,11 +12,11 @@ from approvals.services import (
     NOT_CANCELLABLE,
     NOT_CANCELLABLE_DRAFT,
     REMARKS_REQUIRED,
-    REMARKS_TOO_LONG,
     cancellation_request_create,
 )
 from billing.access import NO_PERMISSION
 from billing.models import Policy
+from billing.text import REMARKS_TOO_LONG
 from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import (

@@ -13,12 +13,12 @@ from approvals.services import (
     NOT_REFUNDABLE,
     NOTHING_TO_REFUND,
     REMARKS_REQUIRED,
-    REMARKS_TOO_LONG,
     refund_request_create,
     request_withdraw,
 )
 from billing.access import NO_PERMISSION
 from billing.models import Policy
+from billing.text import REMARKS_TOO_LONG
 from refunds.breakdown import LINE_OVER
 from refunds.services import credit_note_create, invoice_cancel
 

@@ -25,7 +25,6 @@ from approvals.services import (
     OWN_REQUEST,
     REJECT_REMARKS,
     REMARKS_REQUIRED,
-    REMARKS_TOO_LONG,
     WITHDRAW_NOT_REQUESTER,
     WITHDRAW_NOT_WAITING,
     cancellation_request_create,
@@ -38,6 +37,7 @@ from audit.models import AuditEvent
 from billing.access import NO_PERMISSION, NOT_A_MEMBER
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
+from billing.text import REMARKS_TOO_LONG
 from refunds.breakdown import LINE_NOT_ON_INVOICE, LINE_OVER
 from refunds.services import credit_note_create, invoice_cancel, invoice_refund
 
