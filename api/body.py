@@ -1,7 +1,7 @@
 """What a POST to /graphql/ must look like before any of it is run: a JSON object no larger and
-no deeper than the limits, with a string `query`, an object (or null) `variables` and a string
-(or null) `operationName`, naming the operation when the document holds several. Anything else is
-refused with HTTP 400 and a GraphQL-shaped `errors` list, never a 500.
+no deeper than the limits, without NUL characters, with a string `query`, an object (or null)
+`variables` and a string (or null) `operationName`, naming the operation when the document holds
+several. Anything else is refused with HTTP 400 and a GraphQL-shaped `errors` list, never a 500.
 
 JSON numbers are read as Decimal, never float: an amount sent as 0.1 is 0.1."""
 
@@ -23,6 +23,7 @@ NOT_AN_OBJECT = (
     'The request body must be one JSON object: {"query": "...", "variables": {...}}. '
     "Batches of operations are not accepted."
 )
+NUL_CHARACTER = "The request holds a NUL character (\\u0000), which no field accepts."
 QUERY_NOT_A_STRING = 'Send the GraphQL document as a string in "query".'
 VARIABLES_NOT_AN_OBJECT = '"variables" must be a JSON object (or null).'
 OPERATION_NAME_NOT_A_STRING = '"operationName" must be a string (or null).'
@@ -47,18 +48,25 @@ def decode_json(data: str | bytes) -> object:
     return json.loads(data, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
-def _depth(value: object) -> int:
-    """How deeply arrays and objects nest (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def _shape(value: object) -> tuple[int, bool]:
+    """How deeply arrays and objects nest (a scalar is 0), and whether any string holds a NUL
+    character (no field takes one, and PostgreSQL cannot store it); without recursion."""
+    deepest, nul, stack = 0, False, [(value, 1)]
     while stack:
         item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(
-            item, list) else None
-        if children is None:
+        if isinstance(item, str):
+            nul = nul or "\x00" in item
+            continue
+        if isinstance(item, dict):
+            nul = nul or any("\x00" in key for key in item)
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
             continue
         deepest = max(deepest, level)
         stack.extend((child, level + 1) for child in children)
-    return deepest
+    return deepest, nul
 
 
 @lru_cache(maxsize=256)
@@ -103,8 +111,11 @@ def check_graphql_body(request: HttpRequest) -> None:
         raise MalformedRequest(NOT_JSON) from None
     if not isinstance(data, dict):
         raise MalformedRequest(NOT_AN_OBJECT)
-    if _depth(data) > settings.API_MAX_JSON_DEPTH:
+    depth, nul = _shape(data)
+    if depth > settings.API_MAX_JSON_DEPTH:
         raise MalformedRequest(TOO_DEEP.format(limit=settings.API_MAX_JSON_DEPTH))
+    if nul:
+        raise MalformedRequest(NUL_CHARACTER)
     query, variables = data.get("query"), data.get("variables")
     operation_name = data.get("operationName")
     if not isinstance(query, str):

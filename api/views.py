@@ -3,6 +3,8 @@
 A bearer request needs no CSRF token; a cookie session still does. No token, or an invalid,
 expired or revoked one: HTTP 401. Mutations may carry an Idempotency-Key."""
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import DatabaseError
@@ -51,6 +53,13 @@ def graphiql_available() -> bool:
         path.is_dir() for path in settings.GRAPHIQL_ASSETS.values())
 
 
+@csp_update({"style-src": [UNSAFE_INLINE]})
+def _graphiql_page(request: HttpRequest) -> HttpResponse:
+    # GraphiQL's editor adds its own <style> elements; its scripts are still our static files.
+    # A development page only (off unless API_GRAPHIQL, always off in production).
+    return render(request, "api/graphiql.html")
+
+
 def _bearer_token(request: HttpRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -78,7 +87,7 @@ class ApiView(GraphQLView):
         if request.method == "GET" and graphiql_available():
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            return render(request, "api/graphiql.html")
+            return _graphiql_page(request)
         if request.method != "POST":
             response = graphql_error(ONLY_POST, status=405)
             response["Allow"] = "POST"
@@ -86,7 +95,11 @@ class ApiView(GraphQLView):
         if _bearer_token(request) is not None:
             valid, oauth_request = get_oauthlib_core().verify_request(request, scopes=[])
             token = oauth_request.access_token if valid else None
-            user = token and (token.user or token.application.user)
+            # A client acts as the user it belongs to, never as anyone who might have
+            # authorised it: a token for another user is not one of ours.
+            user = token and token.application.user
+            if token and token.user_id not in (None, token.application.user_id):
+                user = None
             if not (user and user.is_active):
                 return _unauthorized(INVALID_TOKEN, error="invalid_token")
             request.user = user

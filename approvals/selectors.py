@@ -63,13 +63,18 @@ def request_counts_by_status(*, user, date_from: datetime.date | None = None,
     return {status: counts.get(status, 0) for status in RequestStatus.values}
 
 
+# Permissions are Django's own (the log-in lockout backend in front of it holds none).
+PERMISSIONS_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
 def requests_awaiting(*, user) -> QuerySet[FinancialRequest]:
     """Requests waiting for a decision that this user may take: a member of the clinic holding
     the approval permission, who did not submit them. One query: the permission is checked by
     the authentication backend's own SQL (`with_perm`)."""
     if not (user and user.is_authenticated):
         return FinancialRequest.objects.none()
-    holds_permission = get_user_model().objects.with_perm(APPROVE_PERMISSION).filter(pk=user.pk)
+    holds_permission = get_user_model().objects.with_perm(
+        APPROVE_PERMISSION, backend=PERMISSIONS_BACKEND).filter(pk=user.pk)
     return (
         requests_for_user(user=user)
         .filter(status=RequestStatus.REQUESTED)

@@ -115,13 +115,14 @@ def test_events_cannot_be_changed_or_deleted_in_bulk(make_invoice, bulk):
 @requires_postgres
 @pytest.mark.django_db
 def test_the_append_only_trigger_is_installed_on_postgresql():
-    # audit/migrations/0002_append_only_trigger.py must have run on PostgreSQL
+    # audit/migrations/0002_append_only_trigger.py and 0003_refuse_truncate.py must have run
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tgname FROM pg_trigger"
             " WHERE tgrelid = 'audit_event'::regclass AND NOT tgisinternal"
         )
-        assert [name for (name,) in cursor.fetchall()] == ["audit_event_append_only"]
+        assert sorted(name for (name,) in cursor.fetchall()) == [
+            "audit_event_append_only", "audit_event_no_truncate"]
 
 
 @requires_postgres
@@ -139,6 +140,23 @@ def test_the_database_refuses_to_change_or_delete_events(make_invoice, sql):
             connection.cursor() as cursor:
         cursor.execute(sql)
     # and nothing changed
+    assert event_rows() == before
+
+
+@requires_postgres
+@pytest.mark.parametrize("sql", [
+    "TRUNCATE audit_event",
+    "TRUNCATE audit_event RESTART IDENTITY CASCADE",
+])
+def test_the_database_refuses_to_truncate_the_events(make_invoice, sql):
+    make_invoice(issue=True)
+    before = event_rows()
+    # a session that did not opt in, as every session but a test run's
+    with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as after the test's rows were committed
+        cursor.execute("SET LOCAL audit.allow_truncate = 'off'")
+        cursor.execute(sql)
     assert event_rows() == before
 
 
