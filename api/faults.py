@@ -22,7 +22,9 @@ class FaultMasking(MaskErrors):
         original = error.original_error
         request = self.execution_context.context.request
         log_fault(original, request_id=getattr(request, "request_id", None))
+        # A bug (500) outweighs a temporary fault (503): retrying would meet the bug again.
         status = fault_status(original)
-        request.api_fault_status = max(status, getattr(request, "api_fault_status", 0))
+        earlier = getattr(request, "api_fault_status", None)
+        request.api_fault_status = 500 if 500 in (status, earlier) else status
         return GraphQLError(message=fault_message(original), nodes=error.nodes,
                             source=error.source, positions=error.positions, path=error.path)

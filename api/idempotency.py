@@ -58,8 +58,11 @@ def idempotent(*, request: HttpRequest, key: str, client: str,
             # claim included, so the client's retry with the same key carries it out once.
             transaction.set_rollback(True)
             message = FAULT_MESSAGES.get(response.status_code, UNEXPECTED_PROBLEM)
-            return JsonResponse({"errors": [{"message": message}]}, status=response.status_code,
-                                headers={"Retry-After": response.get("Retry-After", "1")})
+            replacement = JsonResponse({"errors": [{"message": message}]},
+                                       status=response.status_code)
+            if response.has_header("Retry-After"):
+                replacement["Retry-After"] = response["Retry-After"]
+            return replacement
         record.status_code = response.status_code
         record.response_body = response.content.decode()
         record.save(update_fields=["status_code", "response_body"])

@@ -10,6 +10,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from .cost import query_cost_rule
 from .faults import FaultMasking
 from .mutations.account_create import AccountCreatePayload, account_create
 from .mutations.credit_note_create import CreditNoteCreatePayload, credit_note_create
@@ -71,10 +72,12 @@ def build_schema(*, introspection: bool) -> strawberry.Schema:
     # once per worker, up to DOCUMENTS_CACHED. Validation results are cached by document and
     # rules, so the rules are made once, not per request.
     # What a request may cost is bounded before anything runs: the document's size in tokens
-    # (checked while parsing), its depth and its aliases (validation rules).
+    # (checked while parsing), its depth, its aliases and the fields it could resolve
+    # (validation rules; api.cost).
     cost_rules = [
         *QueryDepthLimiter(max_depth=settings.API_MAX_QUERY_DEPTH).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.API_MAX_ALIASES).validation_rules,
+        query_cost_rule(limit=settings.API_MAX_QUERY_COST, page_size=settings.API_MAX_PAGE_SIZE),
     ]
     extensions = [
         lambda: MaxTokensLimiter(max_token_count=settings.API_MAX_QUERY_TOKENS),

@@ -7,8 +7,8 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
@@ -77,9 +77,12 @@ class ApiView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             return self._dispatch(request, *args, **kwargs)
-        except DatabaseError as error:
+        except (Http404, PermissionDenied, SuspiciousOperation):
+            raise  # Django's own answers (404, 403, 400)
+        except Exception as error:
             # Raised outside an operation (the token lookup, the Idempotency-Key's row, a lost
-            # connection): the transaction is gone, so nothing of the request was kept.
+            # connection): the transaction is gone, so nothing of the request was kept. Said in
+            # one plain sentence, never the driver's or Python's text; logged in full.
             log_fault(error, request_id=getattr(request, "request_id", None))
             return fault_response(error)
 

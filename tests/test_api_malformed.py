@@ -22,6 +22,7 @@ from api.body import (
     UNKNOWN_OPERATION,
     VARIABLES_NOT_AN_OBJECT,
 )
+from api.cost import TOO_COSTLY
 from api.queries import OFFSET_TOO_FAR
 
 from .api_helpers import WRITE, api_token, gql_response
@@ -175,3 +176,29 @@ def test_an_id_that_is_not_a_row_id_is_simply_not_found(client, token, value):
     body = gql_response(client, token, "query ($id: ID!) { invoice(id: $id) { id } }",
                         {"id": value}).json()
     assert body == {"data": {"invoice": None}}
+
+
+def test_a_document_that_would_resolve_too_many_fields_is_refused_before_it_runs(
+        client, token, make_invoice):
+    make_invoice()
+    fields = "id number total lines { id net tax total creditedNet creditedTax }"
+    accepted = gql_response(client, token, f"{{ a: invoices(first: 100) {{ {fields} }} }}")
+    assert accepted.status_code == 200 and "errors" not in accepted.json()
+    query = "{ " + " ".join(f"a{n}: invoices(first: 100) {{ {fields} }}" for n in range(6)) + " }"
+    [message] = error_messages(gql_response(client, token, query))
+    assert message == TOO_COSTLY.format(cost=6 * (1 + 100 * (3 + 1 + 3 * 6)), limit=12_000)
+
+
+def test_a_variable_first_counts_as_the_largest_page(client, token):
+    fields = "id lines { id net tax total creditedNet creditedTax description }"
+    query = ("query ($n: Int!) { " + " ".join(
+        f"a{n}: invoices(first: $n) {{ {fields} }}" for n in range(6)) + " }")
+    [message] = error_messages(gql_response(client, token, query, {"n": 1}))
+    assert message.startswith("This request asks for too much at once")
+
+
+def test_fragments_spread_again_and_again_count_every_time(client, token):
+    fragments = ["fragment F8 on Query { clinics { id name } }"] + [
+        f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} ...F{n + 1} }}" for n in range(8)]
+    [message] = error_messages(gql_response(client, token, "{ ...F0 } " + " ".join(fragments)))
+    assert message.startswith("This request asks for too much at once")
