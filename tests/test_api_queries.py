@@ -416,7 +416,7 @@ def test_the_invoice_list_costs_the_same_sql_queries_for_5_or_50_rows(
     assert many_queries == few_queries
 
 
-LIST_WITH_EVERY_FIELD = """{ invoices(first: 50) {
+LIST_WITH_EVERY_FIELD = """{ invoices(first: 35) {
   id number status currencyId entityId accountId subtotal taxAmount total amountPaid
   amountRefunded amountCredited balanceDue
   lines { id description quantity taxRate unitPrice net tax total creditedNet creditedTax }
@@ -430,20 +430,20 @@ LIST_WITH_EVERY_FIELD = """{ invoices(first: 50) {
 
 
 @pytest.mark.django_db
-def test_every_field_of_the_invoice_list_costs_the_same_sql_queries_for_5_or_50_rows(
+def test_every_field_of_the_invoice_list_costs_the_same_sql_queries_for_5_or_35_rows(
         client, token, clinic, clerk, make_invoice, pay, reason):
     """Money fields of nested rows read their currency from the parent: still no query per
-    row."""
+    row. (35 rows with every field is about the most one request may ask for: api.cost.)"""
     populate = dict(clinic=clinic, clerk=clerk, make_invoice=make_invoice, pay=pay,
                     reason=reason)
     counts = []
-    for count in (5, 45):
+    for count in (5, 30):
         _populate(count, **populate)
         with CaptureQueriesContext(connection) as queries:
             body = gql(client, token, LIST_WITH_EVERY_FIELD)
         assert "errors" not in body, body
         counts.append(len(queries))
-    assert len(body["data"]["invoices"]) == 50
+    assert len(body["data"]["invoices"]) == 35
     print(f"SQL queries: {counts}")
     assert counts[0] == counts[1], counts
 

@@ -252,7 +252,7 @@ API_MAX_QUERY_DEPTH = env_int("API_MAX_QUERY_DEPTH", 10)
 API_MAX_QUERY_TOKENS = env_int("API_MAX_QUERY_TOKENS", 2000)
 API_MAX_ALIASES = env_int("API_MAX_ALIASES", 15)
 # Fields a document could resolve, estimated before it runs (api.cost): about a second's work.
-API_MAX_QUERY_COST = env_int("API_MAX_QUERY_COST", 12_000)
+API_MAX_QUERY_COST = env_int("API_MAX_QUERY_COST", 8_000)
 API_MAX_PAGE_SIZE = 100
 API_MAX_OFFSET = 10_000
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024)
