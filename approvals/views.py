@@ -89,7 +89,10 @@ def request_detail(request, pk):
 def _decide(request, pk, *, form_class, service, outcome: str):
     financial_request = request_get_for_user(user=request.user, pk=pk)
     form = form_class(request.POST)
-    form.is_valid()
+    if not form.is_valid():
+        # e.g. a NUL character in the remarks: say so rather than decide without them
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("approvals:request_detail", pk=financial_request.pk)
     try:
         service(request=financial_request, actor=request.user,
                 remarks=form.cleaned_data.get("remarks", ""))

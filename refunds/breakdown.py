@@ -93,7 +93,16 @@ def payout_instruction(amount: Decimal, currency: str, method_name: str) -> str:
 
 
 def _line_id(line) -> int:
-    return line.pk if isinstance(line, InvoiceLine) else int(line)
+    """A line or its id as sent (an int, or ASCII digits: int() would also read " 12", "1_2" and
+    other scripts' digits as 12)."""
+    if isinstance(line, InvoiceLine):
+        return line.pk
+    if isinstance(line, int) and not isinstance(line, bool):
+        return line
+    text = str(line)
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not a line id: {text!r}")
+    return int(text)
 
 
 def line_credit_tax(*, line: InvoiceLine, net: Decimal, currency: str) -> Decimal:

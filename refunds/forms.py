@@ -5,6 +5,8 @@ from billing.forms import AmountField
 from billing.models import DisputeReason, Payment
 from billing.money import quantum
 
+from .models import CreditNoteKind
+
 
 class LinePickerMixin:
     """A tick box and an amount without tax for each invoice line (the amount defaults to what
@@ -65,3 +67,10 @@ class CancelForm(forms.Form):
     remarks = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000,
                               label="Why is the invoice cancelled?")
 
+
+
+class CreditNoteFilterForm(forms.Form):
+    """The credit-note list's search and kind (the page draws its own inputs)."""
+
+    q = forms.CharField(required=False, max_length=100)
+    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *CreditNoteKind.choices])

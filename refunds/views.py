@@ -9,7 +9,7 @@ from billing.pagination import CappedPaginator
 from billing.selectors import invoice_get_for_user, visible_to
 
 from .breakdown import payout_instruction
-from .forms import CancelForm, CreditNoteForm
+from .forms import CancelForm, CreditNoteFilterForm, CreditNoteForm
 from .models import CreditNote, Refund
 from .selectors import approved_request_lines, credit_notes_search
 from .services import (
@@ -138,14 +138,17 @@ def invoice_cancel_view(request, pk):
 
 @login_required
 def credit_note_list(request):
-    notes = credit_notes_search(user=request.user, search=request.GET.get("q", ""),
-                                kind=request.GET.get("kind", ""))
+    filters = CreditNoteFilterForm(request.GET)
+    chosen = filters.cleaned_data if filters.is_valid() else {}
+    notes = credit_notes_search(user=request.user, search=chosen.get("q", ""),
+                                kind=chosen.get("kind", ""))
     page = CappedPaginator(notes, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "refunds/credit_note_list.html", {
         "page": page, "query": query.urlencode(), "kinds": CreditNote.Kind.choices,
-        "q": request.GET.get("q", ""), "kind": request.GET.get("kind", ""),
+        "q": chosen.get("q", ""), "kind": chosen.get("kind", ""),
+        "filter_errors": [e for errors in filters.errors.values() for e in errors],
     })
 
 

@@ -229,3 +229,58 @@ def test_the_oauth_self_service_pages_are_not_mounted(client, clerk):
     for url in ("/o/applications/", "/o/applications/register/", "/o/authorize/",
                 "/o/authorized_tokens/", "/o/device/"):
         assert client.get(url).status_code == 404, url
+
+
+# -- what the fuzz tests found ---------------------------------------------------------------------
+
+def test_remarks_with_a_nul_character_are_refused_plainly(make_invoice, clerk):
+    from billing.exceptions import BusinessRuleError
+    from billing.text import REMARKS_CONTROL
+
+    invoice = make_invoice()
+    before = ledger_state()
+    with pytest.raises(BusinessRuleError, match=re.escape(REMARKS_CONTROL)):
+        invoice_cancel(invoice=invoice, remarks="Wrong\x00 patient", actor=clerk)
+    assert ledger_state() == before
+
+
+def test_an_approval_whose_remarks_do_not_validate_is_not_decided(client, clerk, approver,
+                                                                  clinic, make_invoice, pay):
+    from approvals.models import RequestStatus
+    from approvals.services import refund_request_create
+
+    clinic.refund_policy = "approval"
+    clinic.save()
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    request = refund_request_create(invoice=invoice, remarks="Charged twice", actor=clerk)
+    client.force_login(approver)
+    response = client.post(reverse("approvals:request_approve", args=[request.pk]),
+                           {"remarks": "Receipts checked\x00"}, follow=True)
+    request.refresh_from_db()
+    assert request.status == RequestStatus.REQUESTED
+    assert "Null characters are not allowed." in response.content.decode()
+
+
+def test_the_credit_note_search_with_a_nul_character_is_a_plain_page(client, clerk):
+    client.force_login(clerk)
+    response = client.get(reverse("refunds:credit_note_list"), {"q": "a\x00b", "kind": "\x00"})
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in response.content.decode()
+
+
+@pytest.mark.parametrize("respelled", [" {pk}", "{pk} ", "+{pk}", "٠{pk}", "1_{pk}"])
+def test_a_line_id_is_read_exactly_as_sent(client, clerk, make_invoice, pay, respelled):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line = invoice.lines.order_by("position").first()
+    before = ledger_state()
+    body = gql_response(client, api_token(clerk, WRITE), """
+        mutation ($i: ID!, $r: ID!, $l: [CreditNoteLineInput!]!) {
+          creditNoteCreate(invoiceId: $i, disputeReasonId: $r, lines: $l) {
+            creditNote { id } errors } }""", {
+        "i": str(invoice.pk), "r": str(DisputeReasonFactory().pk),
+        "l": [{"invoiceLineId": respelled.format(pk=line.pk), "amount": "5.000"}]}).json()
+    assert body["data"]["creditNoteCreate"]["creditNote"] is None
+    assert body["data"]["creditNoteCreate"]["errors"][0].startswith("That line is not on")
+    assert ledger_state() == before
