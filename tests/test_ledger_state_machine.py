@@ -99,7 +99,7 @@ ON_POSTGRES_OR_CI = bool(os.environ.get("CI")) or connection.vendor == "postgres
 # prints its steps and a @reproduce_failure blob, to put on the Ledger class to replay it.
 MACHINE_SETTINGS = settings(
     max_examples=200 if ON_POSTGRES_OR_CI else 25,
-    stateful_step_count=20,
+    stateful_step_count=25,
     deadline=None,
     database=None,
     derandomize=False,
