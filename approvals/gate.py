@@ -6,6 +6,7 @@ transaction as the credit note."""
 
 from django.utils import timezone
 
+from audit.models import Action
 from audit.services import audit_event_record
 from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, Policy
@@ -104,6 +105,6 @@ def approval_complete(*, request: FinancialRequest, actor, credit_note) -> None:
     request.save()
     audit_event_record(
         actor=actor, clinic=request.clinic, invoice=request.invoice, obj=request,
-        action="request.completed", from_state=from_state, to_state=request.status,
+        action=Action.REQUEST_COMPLETED, from_state=from_state, to_state=request.status,
         amount=credit_note.amount, data={"credit_note": credit_note.number},
     )

@@ -8,6 +8,7 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import Action
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member
 from billing.exceptions import BusinessRuleError
@@ -95,7 +96,7 @@ def _create(*, invoice: Invoice, kind: str, remarks: str, actor,
     ])
     audit_event_record(
         actor=actor, clinic=invoice.clinic, invoice=invoice, obj=request,
-        action="request.submitted", to_state=request.status, remarks=remarks,
+        action=Action.REQUEST_SUBMITTED, to_state=request.status, remarks=remarks,
         amount=sum((amount for _, amount in lines), ZERO) if lines else None,
         data={"kind": kind, "lines": [{"line": line.pk, "net": str(amount)}
                                       for line, amount in lines]},
@@ -195,7 +196,7 @@ def _decide(*, request: FinancialRequest, actor, remarks: str, approve: bool) ->
         request.save()
         audit_event_record(
             actor=actor, clinic=request.clinic, invoice=request.invoice, obj=request,
-            action="request.approved" if approve else "request.rejected",
+            action=Action.REQUEST_APPROVED if approve else Action.REQUEST_REJECTED,
             from_state=from_state, to_state=request.status, remarks=remarks,
         )
         transaction.on_commit(partial(notify_request_decided, request_id=request.pk))
@@ -229,6 +230,6 @@ def request_withdraw(*, request: FinancialRequest, actor) -> FinancialRequest:
         request.save()
         audit_event_record(
             actor=actor, clinic=request.clinic, invoice=request.invoice, obj=request,
-            action="request.withdrawn", from_state=from_state, to_state=request.status,
+            action=Action.REQUEST_WITHDRAWN, from_state=from_state, to_state=request.status,
         )
     return request

@@ -2,7 +2,32 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from billing.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+# As wide as every money column of the ledger (tests/test_audit.py checks they agree); the audit
+# log sits below every other app and imports none of them.
+AMOUNT_MAX_DIGITS = 14
+AMOUNT_DECIMAL_PLACES = 3
+
+
+class Action(models.TextChoices):
+    """Every kind of event the ledger records: `<what>.<what happened to it>`."""
+
+    ACCOUNT_CREATED = "account.created", "Patient account created"
+    INVOICE_CREATED = "invoice.created", "Invoice created"
+    INVOICE_ISSUED = "invoice.issued", "Invoice issued"
+    INVOICE_DISCARDED = "invoice.discarded", "Draft discarded"
+    INVOICE_CANCELLED = "invoice.cancelled", "Invoice cancelled"
+    PAYMENT_RECORDED = "payment.recorded", "Payment recorded"
+    CREDIT_NOTE_ISSUED = "credit_note.issued", "Credit note issued"
+    REFUND_CREATED = "refund.created", "Refund created"
+    REFUND_SUCCEEDED = "refund.succeeded", "Gateway refund succeeded"
+    REFUND_FAILED = "refund.failed", "Gateway refund failed"
+    REFUND_RETRIED = "refund.retried", "Gateway refund retried"
+    REFUND_PAID_OUT = "refund.paid_out", "Refund paid out"
+    REQUEST_SUBMITTED = "request.submitted", "Request submitted"
+    REQUEST_APPROVED = "request.approved", "Request approved"
+    REQUEST_REJECTED = "request.rejected", "Request rejected"
+    REQUEST_WITHDRAWN = "request.withdrawn", "Request withdrawn"
+    REQUEST_COMPLETED = "request.completed", "Request carried out"
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -35,11 +60,11 @@ class AuditEvent(models.Model):
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
     object_id = models.CharField(max_length=64)
     object_repr = models.CharField(max_length=200)
-    action = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=64, db_index=True, choices=Action.choices)
     from_state = models.CharField(max_length=32, blank=True)
     to_state = models.CharField(max_length=32, blank=True)
     amount = models.DecimalField(
-        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, null=True, blank=True
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
     )
     currency = models.CharField(max_length=3, blank=True)
     remarks = models.TextField(blank=True)

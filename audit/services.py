@@ -5,7 +5,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from . import context
-from .models import AuditEvent
+from .models import Action, AuditEvent
 
 
 def audit_event_record(
@@ -13,7 +13,7 @@ def audit_event_record(
     actor,
     clinic,
     obj: models.Model,
-    action: str,
+    action: Action,
     invoice=None,
     from_state: str = "",
     to_state: str = "",
@@ -22,7 +22,9 @@ def audit_event_record(
     remarks: str = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Write one audit event; call it inside the transaction that makes the change it records."""
+    """Write one audit event; call it inside the transaction that makes the change it records.
+    `action` is one of `Action`: an unknown one raises ValueError before anything is written."""
+    action = Action(action)
     ctx = context.current()
     user = actor if actor is not None and actor.is_authenticated else None
     return AuditEvent.objects.create(

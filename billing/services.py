@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from audit.models import Action
 from audit.services import audit_event_record
 
 from .access import ensure_can
@@ -117,7 +118,7 @@ def account_create(*, clinic: Clinic, name: str, number: str, actor, email: str 
         except IntegrityError:  # created by someone else a moment ago
             raise BusinessRuleError(ACCOUNT_NUMBER_TAKEN.format(
                 clinic=clinic.name, number=number)) from None
-        audit_event_record(actor=actor, clinic=clinic, obj=account, action="account.created",
+        audit_event_record(actor=actor, clinic=clinic, obj=account, action=Action.ACCOUNT_CREATED,
                            data={"number": account.number})
     return account
 
@@ -226,7 +227,7 @@ def invoice_create(
             line.invoice = invoice
         InvoiceLine.objects.bulk_create(built)
         audit_event_record(
-            actor=actor, clinic=clinic, invoice=invoice, obj=invoice, action="invoice.created",
+            actor=actor, clinic=clinic, invoice=invoice, obj=invoice, action=Action.INVOICE_CREATED,
             to_state=invoice.status, amount=invoice.total,
         )
         if issue:
@@ -257,7 +258,7 @@ def invoice_issue(
         invoice.save()
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=invoice,
-            action="invoice.issued", from_state=from_state, to_state=invoice.status,
+            action=Action.INVOICE_ISSUED, from_state=from_state, to_state=invoice.status,
             amount=invoice.total, data={"number": invoice.number},
         )
     return invoice
@@ -274,7 +275,7 @@ def invoice_discard(*, invoice: Invoice, actor) -> None:
             raise BusinessRuleError(DISCARD_NOT_DRAFT.format(invoice=invoice))
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=invoice,
-            action="invoice.discarded", from_state=invoice.status, amount=invoice.total,
+            action=Action.INVOICE_DISCARDED, from_state=invoice.status, amount=invoice.total,
             data={"account": invoice.account.number, "lines": invoice.lines.count()},
         )
         invoice.lines.all().delete()
@@ -329,7 +330,7 @@ def payment_record(
         invoice.save()
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=payment,
-            action="payment.recorded", from_state=from_state, to_state=invoice.status,
+            action=Action.PAYMENT_RECORDED, from_state=from_state, to_state=invoice.status,
             amount=amount, data={"method": method.name, "reference": payment.reference},
         )
     return payment

@@ -22,6 +22,7 @@ from approvals.gate import (
 )
 from approvals.models import FinancialRequest, RequestKind
 from audit.context import audit_context
+from audit.models import Action
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member, ensure_permission
 from billing.exceptions import BusinessRuleError
@@ -260,8 +261,8 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
 
     audit_event_record(
         actor=actor, clinic=invoice.clinic, invoice=invoice, obj=note,
-        action="invoice.cancelled" if kind == CreditNoteKind.CANCELLATION
-        else "credit_note.issued",
+        action=Action.INVOICE_CANCELLED if kind == CreditNoteKind.CANCELLATION
+        else Action.CREDIT_NOTE_ISSUED,
         from_state=from_state, to_state=invoice.status, amount=note.amount, remarks=remarks,
         data={"number": note.number, "kind": kind, "reason": reason.name,
               "applied": str(note.amount_applied), "refunded": str(note.amount_unapplied),
@@ -273,7 +274,7 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
     for refund in refunds:
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
-            action="refund.created", to_state=refund.status, amount=refund.amount,
+            action=Action.REFUND_CREATED, to_state=refund.status, amount=refund.amount,
             data={"payment": refund.payment_id, "method": refund.method_name,
                   "credit_note": note.number},
         )
@@ -326,7 +327,8 @@ def _record_gateway_result(*, refund_id: int, result) -> Refund:
         refund.save()
         audit_event_record(
             actor=None, clinic=invoice.clinic, invoice=invoice, obj=refund,
-            action=f"refund.{refund.status}", from_state=from_state, to_state=refund.status,
+            action=(Action.REFUND_SUCCEEDED if refund.status == RefundStatus.SUCCEEDED
+                    else Action.REFUND_FAILED), from_state=from_state, to_state=refund.status,
             amount=refund.amount, remarks=refund.failure_reason,
             data={"gateway": refund.gateway, "reference": refund.gateway_reference},
         )
@@ -356,7 +358,7 @@ def refund_retry(*, refund: Refund, actor) -> Refund:
         refund.save()
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
-            action="refund.retried", from_state=from_state, to_state=refund.status,
+            action=Action.REFUND_RETRIED, from_state=from_state, to_state=refund.status,
             amount=refund.amount,
         )
         transaction.on_commit(partial(refund_send, refund_id=refund.pk))
@@ -376,7 +378,7 @@ def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
         refund.save()
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
-            action="refund.paid_out", from_state=from_state, to_state=refund.status,
+            action=Action.REFUND_PAID_OUT, from_state=from_state, to_state=refund.status,
             amount=refund.amount, remarks=remarks,
         )
     return refund

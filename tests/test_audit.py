@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from audit.context import audit_context, current
 from audit.models import AuditEvent
+from audit.services import audit_event_record
 from billing.models import Payment
+from billing.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 from .conftest import requires_postgres
 
@@ -216,3 +218,23 @@ def test_a_web_event_keeps_the_callers_request_id(client, make_invoice, clerk, c
     assert response["X-Request-ID"] == "trace-123"
     event = AuditEvent.objects.get(action="payment.recorded")
     assert (event.client, event.request_id) == ("web", "trace-123")
+
+
+# -- what an event may say -----------------------------------------------------------------------
+
+def test_an_unknown_action_is_refused_before_anything_is_written(make_invoice, clerk, clinic):
+    # given an invoice
+    invoice = make_invoice()
+    before = AuditEvent.objects.count()
+
+    # when an event names an action the ledger does not know, then nothing is written
+    with pytest.raises(ValueError):
+        audit_event_record(actor=clerk, clinic=clinic, invoice=invoice, obj=invoice,
+                           action="invoice.misplaced")
+    assert AuditEvent.objects.count() == before
+
+
+def test_the_audit_amount_column_is_as_wide_as_the_ledgers_money():
+    # the audit app imports no other app, so it states the width itself; the two must agree
+    field = AuditEvent._meta.get_field("amount")
+    assert (field.max_digits, field.decimal_places) == (MONEY_MAX_DIGITS, MONEY_DECIMAL_PLACES)
