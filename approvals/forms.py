@@ -4,7 +4,7 @@ are the ones staff see."""
 
 from django import forms
 
-from refunds.forms import LinePickerMixin
+from billing.forms import LinePickerMixin
 
 from .models import REMARKS_MAX_LENGTH, RequestStatus
 

@@ -11,12 +11,12 @@ from django.utils import timezone
 from audit.models import Action
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member
+from billing.breakdown import breakdown_compute
 from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.money import ZERO, format_money
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
-from refunds.breakdown import breakdown_compute
 
 from .models import (
     FinancialRequest,

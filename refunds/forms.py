@@ -1,42 +1,10 @@
 from django import forms
 from django.db.models import F
 
-from billing.forms import AmountField
+from billing.forms import LinePickerMixin
 from billing.models import DisputeReason, Payment
-from billing.money import quantum
 
 from .models import CreditNoteKind
-
-
-class LinePickerMixin:
-    """A tick box and an amount without tax for each invoice line (the amount defaults to what
-    remains on the line). The refund engine decides what is allowed."""
-
-    amount_widget_attrs: dict = {}
-
-    def add_line_fields(self, *, lines, currency: str, preselect: dict | None = None) -> None:
-        """`preselect`: {line id: amount} ticked and filled in on first display."""
-        self.invoice_lines = list(lines)
-        preselect = preselect or {}
-        for line in self.invoice_lines:
-            self.fields[f"line_{line.pk}"] = forms.BooleanField(
-                required=False, initial=line.pk in preselect, label=line.description,
-                widget=forms.CheckboxInput(attrs={"class": "form-check-input"}))
-            self.fields[f"amount_{line.pk}"] = AmountField(
-                required=False, currency=currency, label="Amount without tax",
-                initial=preselect.get(line.pk, line.creditable_net).quantize(quantum(currency)),
-                widget=forms.TextInput(attrs=self.amount_widget_attrs),
-            )
-
-    def rows(self):
-        """(line, tick field, amount field) for the template."""
-        return [(line, self[f"line_{line.pk}"], self[f"amount_{line.pk}"])
-                for line in self.invoice_lines]
-
-    def chosen_lines(self):
-        """[(line, amount without tax or None for all that remains)] for the ticked lines."""
-        return [(line, self.cleaned_data.get(f"amount_{line.pk}"))
-                for line in self.invoice_lines if self.cleaned_data.get(f"line_{line.pk}")]
 
 
 class CreditNoteForm(LinePickerMixin, forms.Form):

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
+from billing.breakdown import payout_instruction
 from billing.models import Account, Invoice
 from billing.selectors import SEARCH_MIN_FRAGMENT, among, spellings, visible_to
 
-from .breakdown import payout_instruction
 from .models import NEEDS_ATTENTION, CreditNote, CreditNoteKind, CreditNoteLine, Refund
 
 LINE_LABELS = {

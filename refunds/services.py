@@ -25,6 +25,7 @@ from audit.context import audit_context
 from audit.models import Action
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member, ensure_permission
+from billing.breakdown import Breakdown, breakdown_compute
 from billing.exceptions import BusinessRuleError
 from billing.models import (
     DisputeReason,
@@ -39,7 +40,6 @@ from billing.numbering import number_take
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
 
-from .breakdown import Breakdown, breakdown_compute
 from .gateways import GatewayUnavailable, UnknownGateway, gateway_for
 from .models import CreditNote, CreditNoteKind, CreditNoteLine, Refund, RefundStatus
 

@@ -4,11 +4,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from billing.breakdown import payout_instruction
 from billing.exceptions import BusinessRuleError
 from billing.pagination import CappedPaginator
 from billing.selectors import invoice_get_for_user, visible_to
 
-from .breakdown import payout_instruction
 from .forms import CancelForm, CreditNoteFilterForm, CreditNoteForm
 from .models import CreditNote, Refund
 from .selectors import approved_request_lines, credit_notes_search

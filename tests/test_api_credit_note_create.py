@@ -8,8 +8,7 @@ import pytest
 from approvals.gate import AWAITING_DECISION, LINE_NOT_APPROVED, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
 from billing.access import NO_PERMISSION
-from billing.models import InvoiceStatus
-from refunds.breakdown import (
+from billing.breakdown import (
     INVOICE_CANCELLED,
     INVOICE_DRAFT,
     LINE_AMOUNT_NOT_POSITIVE,
@@ -21,6 +20,7 @@ from refunds.breakdown import (
     NO_LINES,
     PAYMENT_FULLY_REFUNDED,
 )
+from billing.models import InvoiceStatus
 from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import REASON_INACTIVE, credit_note_create, invoice_cancel
 

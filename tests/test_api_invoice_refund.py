@@ -8,8 +8,8 @@ from approvals.gate import AWAITING_DECISION, LINE_OVER_APPROVED, NEEDS_REFUND_R
 from approvals.models import FinancialRequest, RequestStatus
 from approvals.services import refund_request_create, request_approve
 from billing.access import NO_PERMISSION
+from billing.breakdown import INVOICE_CANCELLED, INVOICE_DRAFT, PAYMENT_FULLY_REFUNDED
 from billing.models import InvoiceStatus
-from refunds.breakdown import INVOICE_CANCELLED, INVOICE_DRAFT, PAYMENT_FULLY_REFUNDED
 from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import (
     NOTHING_LEFT,

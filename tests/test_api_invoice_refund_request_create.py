@@ -17,9 +17,9 @@ from approvals.services import (
     request_withdraw,
 )
 from billing.access import NO_PERMISSION
+from billing.breakdown import LINE_OVER
 from billing.models import Policy
 from billing.text import REMARKS_TOO_LONG
-from refunds.breakdown import LINE_OVER
 from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import (

@@ -35,10 +35,10 @@ from approvals.services import (
 )
 from audit.models import AuditEvent
 from billing.access import NO_PERMISSION, NOT_A_MEMBER
+from billing.breakdown import LINE_NOT_ON_INVOICE, LINE_OVER
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
 from billing.text import REMARKS_TOO_LONG
-from refunds.breakdown import LINE_NOT_ON_INVOICE, LINE_OVER
 from refunds.services import credit_note_create, invoice_cancel, invoice_refund
 
 from .factories import DisputeReasonFactory, UserFactory, approver_factory, clerk_factory

@@ -15,11 +15,11 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from audit.models import AuditEvent
+from billing.breakdown import LINE_OVER
 from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, NumberSeries, Payment
 from billing.money import format_money
 from billing.services import payment_record
-from refunds.breakdown import LINE_OVER
 from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import NOTHING_LEFT, credit_note_create, invoice_refund
 

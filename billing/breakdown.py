@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.exceptions import BusinessRuleError
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, Payment
-from billing.money import ZERO, format_money, has_currency_places, minor_units, round_money
+from .exceptions import BusinessRuleError
+from .models import Invoice, InvoiceLine, InvoiceStatus, Payment
+from .money import ZERO, format_money, has_currency_places, minor_units, round_money
 
 NO_LINES = "Choose at least one line to credit."
 INVOICE_DRAFT = "A draft invoice cannot be credited or refunded: issue it, or discard it."
