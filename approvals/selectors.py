@@ -4,7 +4,7 @@ only the requests of their clinics."""
 import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from audit.models import AuditEvent
@@ -14,6 +14,12 @@ from billing.selectors import spellings, visible_to
 from .models import FinancialRequest, RequestStatus
 
 APPROVE_PERMISSION = "approvals.approve_financialrequest"
+
+
+def with_awaiting_approval(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    """Each invoice carries `awaiting_approval`: a request on it waits for a decision."""
+    return invoices.annotate(awaiting_approval=Exists(FinancialRequest.objects.filter(
+        invoice=OuterRef("pk"), status=RequestStatus.REQUESTED)))
 
 
 def requests_for_user(*, user) -> QuerySet[FinancialRequest]:

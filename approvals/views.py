@@ -127,13 +127,13 @@ def request_withdraw_view(request, pk):
         messages.error(request, error.message)
         return redirect("approvals:request_detail", pk=financial_request.pk)
     messages.success(request, f"{financial_request} withdrawn.")
-    return redirect("billing:invoice_detail", pk=financial_request.invoice_id)
+    return redirect("desk:invoice_detail", pk=financial_request.invoice_id)
 
 
 def _submitted(request, financial_request):
     messages.success(request, f"{financial_request} submitted; a financial approver will "
                               "review it.")
-    return redirect("billing:invoice_detail", pk=financial_request.invoice_id)
+    return redirect("desk:invoice_detail", pk=financial_request.invoice_id)
 
 
 @login_required

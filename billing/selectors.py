@@ -4,7 +4,7 @@ At a clinic group's scale (millions of invoices) every list must be answered by 
 clinic filter is a list of values known before the scan (`any_of`), a search tries the unique
 numbers before any fragment, and fragments search each column through its own index."""
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import Account, Clinic, Invoice
@@ -74,12 +74,8 @@ def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
     """The invoice list: by number, patient name or number; by status, clinic and issue date.
     A search that is exactly an invoice or account number finds just that (a unique index);
     otherwise, from 3 characters, it finds every invoice whose number, patient name or patient
-    number contains it.
-    Each invoice carries `awaiting_approval`: a request on it waits for a decision."""
-    from approvals.models import FinancialRequest, RequestStatus
-
-    invoices = invoices_for_user(user=user).annotate(awaiting_approval=Exists(
-        FinancialRequest.objects.filter(invoice=OuterRef("pk"), status=RequestStatus.REQUESTED)))
+    number contains it."""
+    invoices = invoices_for_user(user=user)
     if status:
         invoices = invoices.filter(status=status)
     if clinic_id:

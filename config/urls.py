@@ -6,15 +6,16 @@ from oauth2_provider import views as oauth2_views
 from api.schema import schema
 from api.token import TokenView
 from api.views import ApiView
-from billing import views as billing_views
+from desk import views as desk_views
 
 admin.site.site_header = "Clinic billing administration"
 admin.site.site_title = "Clinic billing"
 
 urlpatterns = [
-    path("", billing_views.home, name="home"),
+    path("", desk_views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("billing/", include("desk.urls")),
     path("billing/", include("billing.urls")),
     path("billing/", include("refunds.urls")),
     path("approvals/", include("approvals.urls")),

@@ -41,7 +41,7 @@ def refund_paid_out(request, pk):
         messages.error(request, error.message)
     else:
         messages.success(request, f"{refund} marked as paid out.")
-    return redirect("billing:invoice_detail", pk=refund.invoice_id)
+    return redirect("desk:invoice_detail", pk=refund.invoice_id)
 
 
 @login_required
@@ -54,7 +54,7 @@ def refund_retry_view(request, pk):
         messages.error(request, error.message)
     else:
         messages.info(request, f"{refund} sent to the gateway again.")
-    return redirect("billing:invoice_detail", pk=refund.invoice_id)
+    return redirect("desk:invoice_detail", pk=refund.invoice_id)
 
 
 @login_required
@@ -85,7 +85,7 @@ def credit_note_create_view(request, pk):
         else:
             if breakdown is None:
                 _announce(request, note)
-                return redirect("billing:invoice_detail", pk=invoice.pk)
+                return redirect("desk:invoice_detail", pk=invoice.pk)
     return render(request, "refunds/credit_note_form.html", {
         "invoice": invoice, "form": form, "breakdown": breakdown,
         "full": request.GET.get("full") == "1",
@@ -132,7 +132,7 @@ def invoice_cancel_view(request, pk):
         else:
             messages.success(request, f"{invoice} cancelled; {note} credits "
                                       f"{note.money(note.amount)}.")
-            return redirect("billing:invoice_detail", pk=invoice.pk)
+            return redirect("desk:invoice_detail", pk=invoice.pk)
     return render(request, "refunds/invoice_cancel.html", {"invoice": invoice, "form": form})
 
 

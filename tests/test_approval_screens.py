@@ -129,7 +129,7 @@ def test_the_queue_lists_only_the_requests_of_my_clinics(client, approver, outsi
     assert "Invoice Refund Request" in page
     assert "Aisha Al-Balushi" in page
     assert detail_url(requested) in page
-    assert reverse("billing:invoice_detail", args=[requested.invoice_id]) in page
+    assert reverse("desk:invoice_detail", args=[requested.invoice_id]) in page
     assert "Wrong patient" not in page
 
     client.force_login(outsider)
@@ -351,7 +351,7 @@ def test_the_approver_rejects_with_remarks(as_approver, requested, invoice):
 def test_the_requester_withdraws_their_request(as_clerk, requested, invoice):
     response = as_clerk.post(action_url("withdraw", requested), follow=True)
     assert response.redirect_chain == [
-        (reverse("billing:invoice_detail", args=[invoice.pk]), 302)]
+        (reverse("desk:invoice_detail", args=[invoice.pk]), 302)]
     assert f"Invoice Refund Request #{requested.pk} withdrawn." in messages_of(response)
     requested.refresh_from_db()
     assert requested.status == RequestStatus.WITHDRAWN
@@ -385,7 +385,7 @@ def test_the_clerk_submits_a_refund_request_with_one_proposed_line(as_clerk, inv
     }, follow=True)
     [made] = FinancialRequest.objects.all()
     assert response.redirect_chain == [
-        (reverse("billing:invoice_detail", args=[invoice.pk]), 302)]
+        (reverse("desk:invoice_detail", args=[invoice.pk]), 302)]
     assert (f"Invoice Refund Request #{made.pk} submitted; a financial approver will review it."
             in messages_of(response))
     assert (made.kind, made.status, made.requested_by, made.remarks) == (
@@ -437,7 +437,7 @@ def test_the_clerk_submits_a_cancellation_request(as_clerk, approval_clinic, mak
                              {"remarks": "Raised for the wrong patient"})
     [made] = FinancialRequest.objects.all()
     assert response.status_code == 302
-    assert response["Location"] == reverse("billing:invoice_detail", args=[unpaid.pk])
+    assert response["Location"] == reverse("desk:invoice_detail", args=[unpaid.pk])
     assert (made.kind, made.status) == (RequestKind.CANCELLATION, RequestStatus.REQUESTED)
 
 

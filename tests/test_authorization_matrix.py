@@ -282,8 +282,8 @@ POST_ONLY_WITH_REQUESTER = {**POST_ONLY, REQUESTER: METHOD}
 WEB: dict[str, Page] = {
     # -- the billing screens
     "home": Page(GET=signed_in(OK), shows=lambda w: w.invoice.number),
-    "billing:invoice_list": Page(GET=signed_in(OK), shows=lambda w: w.invoice.number),
-    "billing:invoice_detail": Page(invoice_pk("invoice"), GET=members(OK)),
+    "desk:invoice_list": Page(GET=signed_in(OK), shows=lambda w: w.invoice.number),
+    "desk:invoice_detail": Page(invoice_pk("invoice"), GET=members(OK)),
     "billing:payment_create": Page(
         invoice_pk("invoice"),
         GET=members(OK),

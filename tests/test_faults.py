@@ -558,9 +558,9 @@ def assert_fault_page(response, *, status: int, message: str):
 def test_a_screen_that_met_a_lost_connection_shows_the_plain_page_with_503(
         as_clerk, paid_invoice, monkeypatch, fault_log):
     error = OperationalError(DRIVER_TEXT)
-    monkeypatch.setattr("billing.views.invoice_search", failing(error))
+    monkeypatch.setattr("desk.views.invoice_search", failing(error))
 
-    response = as_clerk.get(reverse("billing:invoice_list"))
+    response = as_clerk.get(reverse("desk:invoice_list"))
 
     assert_fault_page(response, status=503, message=TEMPORARY_PROBLEM)
     assert response["Retry-After"]
@@ -570,9 +570,9 @@ def test_a_screen_that_met_a_lost_connection_shows_the_plain_page_with_503(
 def test_a_screen_that_met_another_database_error_shows_the_plain_page_with_500(
         as_clerk, paid_invoice, monkeypatch, fault_log):
     error = ProgrammingError('column "secret_internals" does not exist')
-    monkeypatch.setattr("billing.views.invoice_get_for_user", failing(error))
+    monkeypatch.setattr("desk.views.invoice_get_for_user", failing(error))
 
-    response = as_clerk.get(reverse("billing:invoice_detail", args=[paid_invoice.pk]))
+    response = as_clerk.get(reverse("desk:invoice_detail", args=[paid_invoice.pk]))
 
     assert_fault_page(response, status=500, message=UNEXPECTED_PROBLEM)
     assert "Retry-After" not in response
@@ -649,7 +649,7 @@ def test_a_session_request_to_the_api_gets_the_same_plain_sentence(
 def test_a_bug_on_a_screen_shows_the_plain_page(client, clerk, monkeypatch):
     # Any other exception of a view: Django's own 500 handler, with our page (no context
     # processors: they would query the database).
-    import billing.views
+    import desk.views
 
     client.raise_request_exception = False
     client.force_login(clerk)
@@ -657,8 +657,8 @@ def test_a_bug_on_a_screen_shows_the_plain_page(client, clerk, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(billing.views, "invoice_search", broken)
-    response = client.get(reverse("billing:invoice_list"))
+    monkeypatch.setattr(desk.views, "invoice_search", broken)
+    response = client.get(reverse("desk:invoice_list"))
     assert response.status_code == 500
     html = response.content.decode()
     assert "Something went wrong on our side and nothing was changed" in html

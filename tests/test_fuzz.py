@@ -919,7 +919,7 @@ class Screen:
 
 
 def to_invoice(ledger, pk):
-    return reverse("billing:invoice_detail", args=[pk])
+    return reverse("desk:invoice_detail", args=[pk])
 
 
 def payment_fields(draw, ledger, pk):
@@ -1119,7 +1119,7 @@ def test_form_with_hostile_fields(ledger, screen_name):
 # -- the lists' search and filter forms -----------------------------------------------------------
 
 LISTS = {
-    "billing:invoice_list": ("q", "status", "date_from", "date_to", "page"),
+    "desk:invoice_list": ("q", "status", "date_from", "date_to", "page"),
     "approvals:queue": ("q", "status", "date_from", "date_to", "page"),
     "refunds:credit_note_list": ("q", "kind", "page"),
     "refunds:cancelled_register": ("page",),

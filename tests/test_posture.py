@@ -118,7 +118,7 @@ def test_failed_token_requests_for_an_unknown_client_are_counted_too(client, db)
 def test_pages_forbid_content_from_anywhere_else(client, clerk, make_invoice):
     client.force_login(clerk)
     invoice = make_invoice()
-    for url in (reverse("home"), reverse("billing:invoice_detail", args=[invoice.pk]), LOGIN):
+    for url in (reverse("home"), reverse("desk:invoice_detail", args=[invoice.pk]), LOGIN):
         policy = client.get(url)["Content-Security-Policy"]
         directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
         assert directives["default-src"] == "'self'"
@@ -149,7 +149,7 @@ def test_money_pages_and_api_answers_are_not_kept_by_browsers_or_proxies(
         client, clerk, make_invoice):
     client.force_login(clerk)
     invoice = make_invoice()
-    assert client.get(reverse("billing:invoice_detail", args=[invoice.pk]))[
+    assert client.get(reverse("desk:invoice_detail", args=[invoice.pk]))[
         "Cache-Control"] == "no-store"
     response = gql_response(client, api_token(clerk, WRITE), "{ clinics { code } }")
     assert response.status_code == 200

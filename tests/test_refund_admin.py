@@ -73,7 +73,7 @@ def test_it_shows_the_rule_when_the_service_refuses(client, admin_user, refunded
 def test_staff_mark_a_payout_made_from_the_invoice_page(client, clerk, refunded):
     refund = refunded.refunds.get()
     client.force_login(clerk)
-    page = client.get(reverse("billing:invoice_detail", args=[refunded.invoice_id]))
+    page = client.get(reverse("desk:invoice_detail", args=[refunded.invoice_id]))
     assert "Pay 28.700 OMR back in cash" in page.content.decode()
 
     response = client.post(reverse("refunds:refund_paid_out", args=[refund.pk]))

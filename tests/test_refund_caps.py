@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from billing import breakdown as rules
 from billing.access import NO_PERMISSION, NOT_A_MEMBER
 from billing.exceptions import BusinessRuleError
-from refunds import breakdown as rules
 from refunds import services
 from refunds.services import credit_note_create, invoice_cancel, invoice_refund
 

@@ -22,7 +22,7 @@ def reason(db):
 
 
 def menu(client, invoice):
-    page = client.get(reverse("billing:invoice_detail", args=[invoice.pk]))
+    page = client.get(reverse("desk:invoice_detail", args=[invoice.pk]))
     assert page.status_code == 200
     return [action.label for action in page.context["actions"]]
 
@@ -58,10 +58,10 @@ def test_more_action_offers_requests_where_approval_is_needed(
     assert menu(client, invoice) == ["Record payment", "Invoice Refund Request"]
 
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
-    page = client.get(reverse("billing:invoice_detail", args=[invoice.pk]))
+    page = client.get(reverse("desk:invoice_detail", args=[invoice.pk]))
     assert "is waiting for a financial approver" in page.content.decode()
     assert page.context["actions"][-1].label == "Record payment"
-    listing = client.get(reverse("billing:invoice_list"))
+    listing = client.get(reverse("desk:invoice_list"))
     assert "Awaiting approval" in listing.content.decode()
 
     request_approve(request=request, actor=approver)
@@ -113,7 +113,7 @@ def test_refund_now_issues_the_credit_note_and_says_what_to_pay_back(
     assert note.refunds.get().status == RefundStatus.AWAITING_PAYOUT
     html = response.content.decode()
     assert "Pay 5.250 OMR back in cash" in html
-    assert response.redirect_chain[-1][0] == reverse("billing:invoice_detail", args=[invoice.pk])
+    assert response.redirect_chain[-1][0] == reverse("desk:invoice_detail", args=[invoice.pk])
 
 
 def test_a_refused_refund_shows_the_rule_and_writes_nothing(

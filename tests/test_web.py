@@ -15,12 +15,12 @@ from .factories import AccountFactory, clerk_factory
 D = Decimal
 
 HOME = reverse("home")
-LIST = reverse("billing:invoice_list")
+LIST = reverse("desk:invoice_list")
 LOGIN = reverse("login")
 
 
 def detail_url(invoice):
-    return reverse("billing:invoice_detail", args=[invoice.pk])
+    return reverse("desk:invoice_detail", args=[invoice.pk])
 
 
 def payment_url(invoice):
@@ -190,8 +190,8 @@ def test_a_search_shorter_than_3_characters_finds_whole_numbers_only(
 def test_a_search_counts_at_most_200_matches(as_clerk, three_invoices, monkeypatch):
     # given a search that matches all 3 invoices (numbers and patient numbers hold "000"),
     # counted at most to 2
-    monkeypatch.setattr("billing.views.SEARCH_COUNT_CAP", 2)
-    monkeypatch.setattr("billing.views.PAGE_SIZE", 1)
+    monkeypatch.setattr("desk.views.SEARCH_COUNT_CAP", 2)
+    monkeypatch.setattr("desk.views.PAGE_SIZE", 1)
     response = as_clerk.get(LIST, {"q": "000"})
     # then the list says there are more than 2 and pages through the newest 2
     assert "Page 1 of 2 · more than 2 invoices" in response.content.decode()
@@ -234,7 +234,7 @@ def test_the_list_never_counts_past_its_cap(as_clerk, clinic, account, vat, cler
                                             monkeypatch):
     # given 7 invoices, a list that counts at most 5 rows and shows 2 a page
     monkeypatch.setattr("billing.pagination.LIST_COUNT_CAP", 5)
-    monkeypatch.setattr("billing.views.PAGE_SIZE", 2)
+    monkeypatch.setattr("desk.views.PAGE_SIZE", 2)
     for n in range(7):
         invoice_create(clinic=clinic, account=account, actor=clerk, lines=[LineInput(
             description=f"Visit {n}", quantity=D("1"), unit_price=D("1.000"), tax_rate=vat)])

@@ -59,8 +59,9 @@ INSTALLED_APPS = [
     "axes",
     "audit",
     "billing",
-    "refunds",
     "approvals",
+    "refunds",
+    "desk",
     "api",
 ]
 

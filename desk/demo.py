@@ -12,8 +12,16 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
-from . import roles
-from .models import (
+from approvals.models import FinancialRequest
+from approvals.services import (
+    cancellation_request_create,
+    refund_request_create,
+    request_approve,
+    request_reject,
+    request_withdraw,
+)
+from billing import roles
+from billing.models import (
     Account,
     Clinic,
     DisputeReason,
@@ -24,8 +32,15 @@ from .models import (
     Service,
     TaxRate,
 )
-from .money import quantum
-from .services import LineInput, invoice_create, invoice_issue, payment_record
+from billing.money import quantum
+from billing.services import LineInput, invoice_create, invoice_issue, payment_record
+from refunds.models import CreditNote
+from refunds.services import (
+    credit_note_create,
+    invoice_cancel,
+    invoice_refund,
+    refund_mark_paid_out,
+)
 
 D = Decimal
 
@@ -232,14 +247,6 @@ REFUND_SCENARIOS = [
 
 
 def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport) -> None:
-    from refunds.models import CreditNote
-    from refunds.services import (
-        credit_note_create,
-        invoice_cancel,
-        invoice_refund,
-        refund_mark_paid_out,
-    )
-
     if CreditNote.objects.filter(clinic=clinic).exists():
         return  # made on an earlier run
     rng = random.Random(f"demo-refunds-{clinic.code}")  # noqa: S311 - demo data
@@ -332,12 +339,6 @@ _STORIES = {
 
 def _approved(invoice, kind, remarks, *, clinic, requester, approver):
     """In a clinic that needs approval: the request, approved by someone else. None if direct."""
-    from approvals.services import (
-        cancellation_request_create,
-        refund_request_create,
-        request_approve,
-    )
-
     policy = clinic.refund_policy if kind == "refund" else clinic.cancellation_policy
     if policy == Policy.DIRECT:
         return None
@@ -360,15 +361,6 @@ REQUEST_SCENARIOS = [
 
 
 def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport) -> None:
-    from approvals.models import FinancialRequest
-    from approvals.services import (
-        cancellation_request_create,
-        refund_request_create,
-        request_approve,
-        request_reject,
-        request_withdraw,
-    )
-
     if clinic.refund_policy == Policy.DIRECT and clinic.cancellation_policy == Policy.DIRECT:
         return
     if FinancialRequest.objects.filter(

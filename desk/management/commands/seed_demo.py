@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from approvals.notifications import notifications_muted
 from audit.context import audit_context
-from billing.demo import USERS, seed_demo
+from desk.demo import USERS, seed_demo
 
 
 class Command(BaseCommand):

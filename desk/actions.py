@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 
-from .models import Invoice, InvoiceStatus, Policy
+from approvals.models import FinancialRequest, RequestKind, RequestStatus
+from billing.models import Invoice, InvoiceStatus, Policy
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,6 @@ class Action:
 
 
 def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
-    from approvals.models import FinancialRequest, RequestKind, RequestStatus
-
     actions: list[Action] = []
     clinic = invoice.clinic
     status = invoice.status
