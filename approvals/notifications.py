@@ -13,6 +13,8 @@ from django.db.models import Q
 
 from billing.money import format_money
 
+from .models import FinancialRequest
+
 logger = logging.getLogger(__name__)
 
 _muted: contextvars.ContextVar[bool] = contextvars.ContextVar("notifications_muted", default=False)
@@ -49,8 +51,6 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
 
 
 def notify_request_submitted(*, request_id: int) -> None:
-    from .models import FinancialRequest
-
     request = FinancialRequest.objects.select_related(
         "clinic", "invoice__account", "requested_by").get(pk=request_id)
     invoice = request.invoice
@@ -73,8 +73,6 @@ def notify_request_submitted(*, request_id: int) -> None:
 
 
 def notify_request_decided(*, request_id: int) -> None:
-    from .models import FinancialRequest
-
     request = FinancialRequest.objects.select_related(
         "clinic", "invoice", "requested_by", "decided_by").get(pk=request_id)
     if not request.requested_by.email:

@@ -2,6 +2,7 @@
 only the requests of their clinics."""
 
 import datetime
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, QuerySet
@@ -11,7 +12,7 @@ from audit.models import AuditEvent
 from billing.models import Invoice
 from billing.selectors import spellings, visible_to
 
-from .models import FinancialRequest, RequestStatus
+from .models import OPEN_STATUSES, FinancialRequest, RequestKind, RequestStatus
 
 APPROVE_PERMISSION = "approvals.approve_financialrequest"
 
@@ -112,3 +113,19 @@ def my_decided_requests(*, user, limit: int = 10) -> list[FinancialRequest]:
     return list(requests_for_user(user=user).filter(
         requested_by=user, status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED],
     ).order_by("-decided_at", "-pk")[:limit])
+
+
+def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
+    """{line id: amount without tax} of the invoice's approved refund request, if it proposed
+    lines: the refund form starts from exactly what was approved."""
+    request = FinancialRequest.objects.filter(
+        invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
+    if request is None:
+        return {}
+    return {line.invoice_line_id: line.amount for line in request.lines.all()}
+
+
+def open_requests_for_invoice(*, invoice: Invoice):
+    """Requests waiting for a decision or approved and not yet carried out: shown as a banner."""
+    return list(FinancialRequest.objects.filter(invoice=invoice, status__in=OPEN_STATUSES)
+                .select_related("requested_by", "decided_by").order_by("pk"))

@@ -3,7 +3,12 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from approvals.selectors import my_decided_requests, requests_awaiting, with_awaiting_approval
+from approvals.selectors import (
+    my_decided_requests,
+    open_requests_for_invoice,
+    requests_awaiting,
+    with_awaiting_approval,
+)
 from audit.selectors import audit_events_for_invoice
 from billing.forms import InvoiceFilterForm
 from billing.models import OPEN_FOR_PAYMENT, InvoiceStatus
@@ -18,7 +23,6 @@ from billing.selectors import (
 from refunds.selectors import (
     credit_notes_for_invoice,
     line_credit_summary,
-    open_requests_for_invoice,
     refunds_for_invoice,
     refunds_needing_attention,
 )

@@ -77,26 +77,6 @@ def credit_notes_search(*, user, search: str = "", kind: str = "") -> QuerySet[C
     return notes.order_by("-issued_at", "-pk")
 
 
-def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
-    """{line id: amount without tax} of the invoice's approved refund request, if it proposed
-    lines: the refund form starts from exactly what was approved."""
-    from approvals.models import FinancialRequest, RequestKind, RequestStatus
-
-    request = FinancialRequest.objects.filter(
-        invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
-    if request is None:
-        return {}
-    return {line.invoice_line_id: line.amount for line in request.lines.all()}
-
-
-def open_requests_for_invoice(*, invoice: Invoice):
-    """Requests waiting for a decision or approved and not yet carried out: shown as a banner."""
-    from approvals.models import OPEN_STATUSES, FinancialRequest
-
-    return list(FinancialRequest.objects.filter(invoice=invoice, status__in=OPEN_STATUSES)
-                .select_related("requested_by", "decided_by").order_by("pk"))
-
-
 def refunds_needing_attention(*, user) -> QuerySet[Refund]:
     """Refunds staff must act on: declined by the gateway, or waiting to be paid out by hand."""
     return visible_to(Refund.objects.all(), user=user, clinic_path="invoice__clinic").filter(

@@ -4,6 +4,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from approvals.selectors import approved_request_lines
 from billing.breakdown import payout_instruction
 from billing.exceptions import BusinessRuleError
 from billing.pagination import CappedPaginator
@@ -11,7 +12,7 @@ from billing.selectors import invoice_get_for_user, visible_to
 
 from .forms import CancelForm, CreditNoteFilterForm, CreditNoteForm
 from .models import CreditNote, Refund
-from .selectors import approved_request_lines, credit_notes_search
+from .selectors import credit_notes_search
 from .services import (
     credit_note_create,
     credit_note_preview,
