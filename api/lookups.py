@@ -2,6 +2,7 @@
 object is simply not found."""
 
 from approvals.models import FinancialRequest
+from billing.breakdown import LINE_NOT_ON_INVOICE, CreditLineInput
 from billing.exceptions import BusinessRuleError
 from billing.models import (
     Account,
@@ -64,6 +65,19 @@ def payment_for(invoice: Invoice, pk) -> Payment | None:
     if pk is None:
         return None
     return _get(Payment.objects.filter(invoice=invoice), f"payment on {invoice}", pk)
+
+
+def credit_lines_for(invoice: Invoice, lines) -> list[CreditLineInput]:
+    """The lines an API call names (`invoiceLineId`, `amount`), each a line of `invoice`; any
+    other id is refused with the planner's own message."""
+    by_id = {line.pk: line for line in invoice.lines.all()}
+    resolved = []
+    for line in lines:
+        invoice_line = by_id.get(object_id(line.invoice_line_id))
+        if invoice_line is None:
+            raise BusinessRuleError(LINE_NOT_ON_INVOICE.format(invoice=invoice))
+        resolved.append(CreditLineInput(invoice_line, line.amount))
+    return resolved
 
 
 def payment_method_for(clinic: Clinic, pk) -> PaymentMethod:

@@ -248,7 +248,7 @@ class CreditNoteType:
 
     @strawberry_django.field(description="The approved request that authorised it, if any.")
     def dispute_id(self, root: refund_models.CreditNote) -> strawberry.ID | None:
-        return _id(root.dispute_id)
+        return _id(root.approval_request_id)
 
     @strawberry_django.field(description="External reference, may be empty.")
     def warren_id(self, root: refund_models.CreditNote) -> str | None:

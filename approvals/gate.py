@@ -2,87 +2,51 @@
 
 Direct clinics: staff with the permission act at once. Approval clinics: the action needs the
 invoice's approved request of the right kind; carrying it out completes the request in the same
-transaction as the credit note."""
+transaction as the credit note. The rules themselves are in approvals/rules.py."""
 
 from django.utils import timezone
 
 from audit.models import Action
 from audit.services import audit_event_record
 from billing.exceptions import BusinessRuleError
-from billing.models import Invoice, Policy
+from billing.models import Invoice
 from billing.money import format_money
 
-from .models import FinancialRequest, RequestKind, RequestStatus
+from .models import OPEN_STATUSES, FinancialRequest
+from .rules import approval_refusal, needs_approval, open_refund_request_refusal
 
-NEEDS_REFUND_REQUEST = (
-    "Refunds and credits at {clinic} need approval: submit an Invoice Refund Request first."
-)
-NEEDS_CANCELLATION_REQUEST = (
-    "Cancellations at {clinic} need approval: submit an Invoice Cancellation Request first."
-)
-AWAITING_DECISION = (
-    "The {kind} for {invoice} is waiting for a financial approver's decision; "
-    "act once it is approved."
-)
-REQUEST_NOT_APPROVED = "{request} is {status}, not approved: it cannot be carried out."
-REQUEST_OTHER_INVOICE = "{request} is for another invoice or another kind of action."
-OPEN_REFUND_REQUEST = (
-    "{invoice} has an open Invoice Refund Request (#{pk}, {status}). Settle it first (carry it "
-    "out, or withdraw it while it waits for a decision), then cancel the invoice."
-)
 LINE_NOT_APPROVED = "“{line}” is not in the approved request: credit only the approved lines."
 LINE_OVER_APPROVED = (
     "The approved request allows at most {approved} (without tax) on “{line}”; {amount} is more."
 )
 
 
-def _policy(invoice: Invoice, kind: str) -> str:
-    clinic = invoice.clinic
-    return clinic.refund_policy if kind == RequestKind.REFUND else clinic.cancellation_policy
-
-
 def approval_required(*, invoice: Invoice, kind: str,
-                      request: FinancialRequest | None = None) -> FinancialRequest | None:
+                      approval_request: FinancialRequest | None = None,
+                      ) -> FinancialRequest | None:
     """The locked, approved request that authorises this action, or None in a direct clinic.
     Call with the invoice already locked."""
-    if _policy(invoice, kind) == Policy.DIRECT and request is None:
-        return None
-    if request is None:
-        request = (FinancialRequest.objects.select_for_update()
-                   .filter(invoice=invoice, kind=kind, status__in=[RequestStatus.APPROVED,
-                                                                  RequestStatus.REQUESTED])
-                   .order_by("-pk").first())
-        if request is None:
-            template = (NEEDS_REFUND_REQUEST if kind == RequestKind.REFUND
-                        else NEEDS_CANCELLATION_REQUEST)
-            raise BusinessRuleError(template.format(clinic=invoice.clinic.name))
-        if request.status == RequestStatus.REQUESTED:
-            raise BusinessRuleError(AWAITING_DECISION.format(
-                kind=request.get_kind_display(), invoice=invoice))
-    else:
-        request = FinancialRequest.objects.select_for_update().get(pk=request.pk)
-    if request.invoice_id != invoice.pk or request.kind != kind:
-        raise BusinessRuleError(REQUEST_OTHER_INVOICE.format(request=request))
-    if request.status != RequestStatus.APPROVED:
-        raise BusinessRuleError(REQUEST_NOT_APPROVED.format(
-            request=request, status=request.get_status_display().lower()))
-    return request
+    if approval_request is not None:
+        approval_request = FinancialRequest.objects.select_for_update().get(
+            pk=approval_request.pk)
+    elif needs_approval(invoice, kind):
+        approval_request = (FinancialRequest.objects.select_for_update()
+                            .filter(invoice=invoice, kind=kind, status__in=OPEN_STATUSES)
+                            .order_by("-pk").first())
+    if refusal := approval_refusal(invoice, kind, approval_request):
+        raise BusinessRuleError(refusal)
+    return approval_request
 
 
 def ensure_no_open_refund_request(*, invoice: Invoice) -> None:
     """A cancelled invoice must not leave a refund request hanging open against it."""
-    open_request = FinancialRequest.objects.filter(
-        invoice=invoice, kind=RequestKind.REFUND,
-        status__in=[RequestStatus.REQUESTED, RequestStatus.APPROVED]).first()
-    if open_request:
-        raise BusinessRuleError(OPEN_REFUND_REQUEST.format(
-            invoice=invoice, pk=open_request.pk,
-            status=open_request.get_status_display().lower()))
+    if refusal := open_refund_request_refusal(invoice):
+        raise BusinessRuleError(refusal)
 
 
-def approval_check_lines(*, request: FinancialRequest, breakdown) -> None:
+def approval_check_lines(*, approval_request: FinancialRequest, breakdown) -> None:
     """A refund request with proposed lines authorises those lines, up to those amounts."""
-    approved = {line.invoice_line_id: line.amount for line in request.lines.all()}
+    approved = {line.invoice_line_id: line.amount for line in approval_request.lines.all()}
     if not approved:
         return
     currency = breakdown.currency
@@ -96,15 +60,16 @@ def approval_check_lines(*, request: FinancialRequest, breakdown) -> None:
                 line=part.invoice_line))
 
 
-def approval_complete(*, request: FinancialRequest, actor, credit_note) -> None:
+def approval_complete(*, approval_request: FinancialRequest, actor, credit_note) -> None:
     """Consume the approval, in the credit note's transaction."""
-    from_state = request.status
-    request.complete()
-    request.completed_by = actor
-    request.completed_at = timezone.now()
-    request.save()
+    from_state = approval_request.status
+    approval_request.complete()
+    approval_request.completed_by = actor
+    approval_request.completed_at = timezone.now()
+    approval_request.save()
     audit_event_record(
-        actor=actor, clinic=request.clinic, invoice=request.invoice, obj=request,
-        action=Action.REQUEST_COMPLETED, from_state=from_state, to_state=request.status,
-        amount=credit_note.amount, data={"credit_note": credit_note.number},
+        actor=actor, clinic=approval_request.clinic, invoice=approval_request.invoice,
+        obj=approval_request, action=Action.REQUEST_COMPLETED, from_state=from_state,
+        to_state=approval_request.status, amount=credit_note.amount,
+        data={"credit_note": credit_note.number},
     )

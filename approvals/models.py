@@ -26,7 +26,7 @@ OPEN_STATUSES = [RequestStatus.REQUESTED, RequestStatus.APPROVED]
 class FinancialRequest(FSMModelMixin, models.Model):
     """An Invoice Refund or Cancellation Request, for clinics whose policy needs approval.
     Someone other than the requester decides it; carrying it out consumes it (`completed`).
-    The credit note it authorised points back at it (CreditNote.dispute)."""
+    The credit note it authorised points back at it (CreditNote.approval_request)."""
 
     Kind = RequestKind
     Status = RequestStatus

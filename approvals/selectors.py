@@ -13,8 +13,7 @@ from billing.models import Invoice
 from billing.selectors import spellings, visible_to
 
 from .models import OPEN_STATUSES, FinancialRequest, RequestKind, RequestStatus
-
-APPROVE_PERMISSION = "approvals.approve_financialrequest"
+from .rules import APPROVE_PERMISSION
 
 
 def with_awaiting_approval(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
@@ -98,12 +97,12 @@ def request_get_for_user(*, user, pk) -> FinancialRequest:
         raise Http404("No such request in your clinics.") from None
 
 
-def request_history(*, request: FinancialRequest) -> list[AuditEvent]:
+def request_history(*, financial_request: FinancialRequest) -> list[AuditEvent]:
     """The request's audit events (submitted, decided, withdrawn, completed), oldest first."""
     return list(
         AuditEvent.objects.filter(
             content_type__app_label="approvals", content_type__model="financialrequest",
-            object_id=str(request.pk),
+            object_id=str(financial_request.pk),
         ).select_related("actor").order_by("occurred_at", "pk")
     )
 

@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from audit.models import Action
 from audit.services import audit_event_record
-from billing.access import ensure_can, ensure_member
-from billing.breakdown import breakdown_compute
+from billing.access import ensure_member
+from billing.breakdown import CreditLineInput, LinePart, breakdown_compute
 from billing.exceptions import BusinessRuleError
-from billing.models import Invoice, InvoiceStatus, Policy
-from billing.money import ZERO, format_money
+from billing.models import Invoice
+from billing.money import ZERO
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
 
@@ -22,32 +22,12 @@ from .models import (
     FinancialRequest,
     FinancialRequestLine,
     RequestKind,
-    RequestStatus,
 )
 from .notifications import notify_request_decided, notify_request_submitted
+from .rules import decision_refusal, request_refusal, withdraw_refusal
 
 REMARKS_REQUIRED = "Add remarks that explain the request."
-DIRECT_POLICY = "{clinic} {what} directly: no request is needed."
-ALREADY_OPEN = (
-    "{invoice} already has an open {kind} (#{pk}, {status}, by {requester}). "
-    "Wait for its decision, or withdraw it first."
-)
-NOTHING_TO_REFUND = "{invoice} has nothing left to refund or credit."
-NOT_REFUNDABLE = "{invoice} is {status}: it cannot be refunded or credited."
-NOT_CANCELLABLE_DRAFT = "A draft has no number and is not cancelled: discard it instead."
-NOT_CANCELLABLE = "{invoice} is {status}: it cannot be cancelled."
-CANCEL_PAID_FIRST = (
-    "{amount} paid on {invoice} has not been refunded. Refund it first, then request the "
-    "cancellation."
-)
-OWN_REQUEST = "You submitted this request, so someone else must decide it."
-ALREADY_DECIDED = "This request was already decided by {who}: it is {status}."
-NOT_OPEN = "This request is {status}: it can no longer be decided."
 REJECT_REMARKS = "Say why the request is rejected."
-WITHDRAW_NOT_REQUESTER = "Only {who}, who submitted this request, can withdraw it."
-WITHDRAW_NOT_WAITING = (
-    "Only a request waiting for a decision can be withdrawn; this one is {status}."
-)
 
 
 def _clean_remarks(remarks: str | None, *, required_message: str = REMARKS_REQUIRED) -> str:
@@ -57,52 +37,37 @@ def _clean_remarks(remarks: str | None, *, required_message: str = REMARKS_REQUI
     return remarks
 
 
-def _ensure_approval_policy(invoice: Invoice, kind: str) -> None:
-    clinic = invoice.clinic
-    if kind == RequestKind.REFUND and clinic.refund_policy == Policy.DIRECT:
-        raise BusinessRuleError(DIRECT_POLICY.format(clinic=clinic.name,
-                                                     what="refunds and credits invoices"))
-    if kind == RequestKind.CANCELLATION and clinic.cancellation_policy == Policy.DIRECT:
-        raise BusinessRuleError(DIRECT_POLICY.format(clinic=clinic.name,
-                                                     what="cancels invoices"))
-
-
-def _ensure_none_open(invoice: Invoice, kind: str) -> None:
-    existing = (FinancialRequest.objects.filter(invoice=invoice, kind=kind,
-                                                status__in=[RequestStatus.REQUESTED,
-                                                            RequestStatus.APPROVED])
-                .select_related("requested_by").first())
-    if existing:
-        raise BusinessRuleError(ALREADY_OPEN.format(
-            invoice=invoice, kind=existing.get_kind_display(), pk=existing.pk,
-            status=existing.get_status_display().lower(),
-            requester=existing.requested_by.get_username()))
+def _ensure_may_submit(invoice: Invoice, kind: str, actor) -> None:
+    ensure_member(actor=actor, clinic=invoice.clinic)
+    if refusal := request_refusal(invoice, kind, actor):
+        raise BusinessRuleError(refusal)
 
 
 def _create(*, invoice: Invoice, kind: str, remarks: str, actor,
-            lines: Sequence[tuple[object, object]] = ()) -> FinancialRequest:
+            lines: Sequence[LinePart] = ()) -> FinancialRequest:
     try:
         with transaction.atomic():  # a savepoint: a lost race on the unique index is refused
-            request = FinancialRequest.objects.create(
+            financial_request = FinancialRequest.objects.create(
                 clinic=invoice.clinic, invoice=invoice, kind=kind, remarks=remarks,
                 requested_by=actor,
             )
     except IntegrityError:
-        _ensure_none_open(invoice, kind)
+        _ensure_may_submit(invoice, kind, actor)  # says which request won
         raise
     FinancialRequestLine.objects.bulk_create([
-        FinancialRequestLine(request=request, invoice_line=line, amount=amount)
-        for line, amount in lines
+        FinancialRequestLine(request=financial_request, invoice_line=part.invoice_line,
+                             amount=part.net)
+        for part in lines
     ])
     audit_event_record(
-        actor=actor, clinic=invoice.clinic, invoice=invoice, obj=request,
-        action=Action.REQUEST_SUBMITTED, to_state=request.status, remarks=remarks,
-        amount=sum((amount for _, amount in lines), ZERO) if lines else None,
-        data={"kind": kind, "lines": [{"line": line.pk, "net": str(amount)}
-                                      for line, amount in lines]},
+        actor=actor, clinic=invoice.clinic, invoice=invoice, obj=financial_request,
+        action=Action.REQUEST_SUBMITTED, to_state=financial_request.status, remarks=remarks,
+        amount=sum((part.net for part in lines), ZERO) if lines else None,
+        data={"kind": kind, "lines": [{"line": part.invoice_line.pk, "net": str(part.net)}
+                                      for part in lines]},
     )
-    transaction.on_commit(partial(notify_request_submitted, request_id=request.pk))
-    return request
+    transaction.on_commit(partial(notify_request_submitted, request_id=financial_request.pk))
+    return financial_request
 
 
 def refund_request_create(
@@ -110,29 +75,21 @@ def refund_request_create(
     invoice: Invoice,
     remarks: str,
     actor,
-    lines: Sequence[tuple] | None = None,
+    lines: Sequence[CreditLineInput] | None = None,
 ) -> FinancialRequest:
-    """Ask for approval to refund or credit an invoice. With `lines` ((line, amount without tax
-    or None for all that remains)), the approver approves exactly those amounts."""
+    """Ask for approval to refund or credit an invoice. With `lines` (amounts without tax, None
+    for all that remains on a line), the approver approves exactly those amounts."""
     remarks = _clean_remarks(remarks)
     with transaction.atomic():
         invoice = invoice_lock(invoice)
-        ensure_can(actor=actor, clinic=invoice.clinic,
-                   permission="approvals.add_financialrequest", action="submit requests")
-        _ensure_approval_policy(invoice, RequestKind.REFUND)
-        if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
-            raise BusinessRuleError(NOT_REFUNDABLE.format(
-                invoice=invoice, status=invoice.get_status_display().lower()))
-        if invoice.amount_credited >= invoice.total:
-            raise BusinessRuleError(NOTHING_TO_REFUND.format(invoice=invoice))
+        _ensure_may_submit(invoice, RequestKind.REFUND, actor)
         proposed = []
         if lines:
             # the same rules as the refund itself, so nothing unexecutable is approved
             breakdown = breakdown_compute(
                 invoice=invoice, invoice_lines=invoice.lines.all(),
                 payments=invoice.payments.select_related("method"), requested=list(lines))
-            proposed = [(part.invoice_line, part.net) for part in breakdown.lines]
-        _ensure_none_open(invoice, RequestKind.REFUND)
+            proposed = breakdown.lines
         return _create(invoice=invoice, kind=RequestKind.REFUND, remarks=remarks, actor=actor,
                        lines=proposed)
 
@@ -142,94 +99,75 @@ def cancellation_request_create(*, invoice: Invoice, remarks: str, actor) -> Fin
     remarks = _clean_remarks(remarks)
     with transaction.atomic():
         invoice = invoice_lock(invoice)
-        ensure_can(actor=actor, clinic=invoice.clinic,
-                   permission="approvals.add_financialrequest", action="submit requests")
-        _ensure_approval_policy(invoice, RequestKind.CANCELLATION)
-        if invoice.status == InvoiceStatus.DRAFT:
-            raise BusinessRuleError(NOT_CANCELLABLE_DRAFT)
-        if invoice.net_paid > 0:
-            raise BusinessRuleError(CANCEL_PAID_FIRST.format(
-                amount=format_money(invoice.net_paid, invoice.currency), invoice=invoice))
-        if invoice.status != InvoiceStatus.ISSUED or invoice.balance_due <= 0:
-            raise BusinessRuleError(NOT_CANCELLABLE.format(
-                invoice=invoice, status=invoice.get_status_display().lower()))
-        _ensure_none_open(invoice, RequestKind.CANCELLATION)
+        _ensure_may_submit(invoice, RequestKind.CANCELLATION, actor)
         return _create(invoice=invoice, kind=RequestKind.CANCELLATION, remarks=remarks,
                        actor=actor)
 
 
-def _lock_request(request: FinancialRequest) -> FinancialRequest:
+def _lock_request(financial_request: FinancialRequest) -> FinancialRequest:
     # Lock the bare row, then read its relations: a transaction that waited for the lock sees
     # the row as the winner left it, but rows joined in the same query as they were before.
-    FinancialRequest.objects.select_for_update().values_list("pk", flat=True).get(pk=request.pk)
+    FinancialRequest.objects.select_for_update().values_list("pk", flat=True).get(
+        pk=financial_request.pk)
     return (FinancialRequest.objects
             .select_related("clinic", "invoice", "decided_by", "requested_by")
-            .get(pk=request.pk))
+            .get(pk=financial_request.pk))
 
 
-def _ensure_undecided(request: FinancialRequest) -> None:
-    if request.status == RequestStatus.REQUESTED:
-        return
-    if request.decided_by_id:
-        raise BusinessRuleError(ALREADY_DECIDED.format(
-            who=request.decided_by.get_username(), status=request.get_status_display().lower()))
-    raise BusinessRuleError(NOT_OPEN.format(status=request.get_status_display().lower()))
-
-
-def _decide(*, request: FinancialRequest, actor, remarks: str, approve: bool) -> FinancialRequest:
+def _decide(*, financial_request: FinancialRequest, actor, remarks: str,
+            approve: bool) -> FinancialRequest:
     with transaction.atomic():
-        request = _lock_request(request)
-        ensure_can(actor=actor, clinic=request.clinic,
-                   permission="approvals.approve_financialrequest",
-                   action="approve or reject financial requests")
-        if request.requested_by_id == actor.pk:
-            raise BusinessRuleError(OWN_REQUEST)
-        _ensure_undecided(request)
-        from_state = request.status
+        financial_request = _lock_request(financial_request)
+        ensure_member(actor=actor, clinic=financial_request.clinic)
+        if refusal := decision_refusal(financial_request, actor):
+            raise BusinessRuleError(refusal)
+        from_state = financial_request.status
         if approve:
-            request.approve()
+            financial_request.approve()
         else:
-            request.reject()
-        request.decided_by = actor
-        request.decided_at = timezone.now()
-        request.decision_remarks = remarks
-        request.save()
+            financial_request.reject()
+        financial_request.decided_by = actor
+        financial_request.decided_at = timezone.now()
+        financial_request.decision_remarks = remarks
+        financial_request.save()
         audit_event_record(
-            actor=actor, clinic=request.clinic, invoice=request.invoice, obj=request,
+            actor=actor, clinic=financial_request.clinic, invoice=financial_request.invoice,
+            obj=financial_request,
             action=Action.REQUEST_APPROVED if approve else Action.REQUEST_REJECTED,
-            from_state=from_state, to_state=request.status, remarks=remarks,
+            from_state=from_state, to_state=financial_request.status, remarks=remarks,
         )
-        transaction.on_commit(partial(notify_request_decided, request_id=request.pk))
-    return request
+        transaction.on_commit(partial(notify_request_decided, request_id=financial_request.pk))
+    return financial_request
 
 
-def request_approve(*, request: FinancialRequest, actor, remarks: str = "") -> FinancialRequest:
+def request_approve(*, financial_request: FinancialRequest, actor,
+                    remarks: str = "") -> FinancialRequest:
     """Approve a request: a financial approver of its clinic, never its requester."""
-    return _decide(request=request, actor=actor, remarks=bounded_remarks(remarks), approve=True)
+    return _decide(financial_request=financial_request, actor=actor,
+                   remarks=bounded_remarks(remarks), approve=True)
 
 
-def request_reject(*, request: FinancialRequest, actor, remarks: str) -> FinancialRequest:
+def request_reject(*, financial_request: FinancialRequest, actor,
+                   remarks: str) -> FinancialRequest:
     """Reject a request, saying why. The invoice is left as it was."""
     remarks = _clean_remarks(remarks, required_message=REJECT_REMARKS)
-    return _decide(request=request, actor=actor, remarks=remarks, approve=False)
+    return _decide(financial_request=financial_request, actor=actor, remarks=remarks,
+                   approve=False)
 
 
-def request_withdraw(*, request: FinancialRequest, actor) -> FinancialRequest:
+def request_withdraw(*, financial_request: FinancialRequest, actor) -> FinancialRequest:
     """The requester takes back a request still waiting for a decision."""
     with transaction.atomic():
-        request = _lock_request(request)
-        ensure_member(actor=actor, clinic=request.clinic)
-        if request.requested_by_id != actor.pk:
-            raise BusinessRuleError(WITHDRAW_NOT_REQUESTER.format(
-                who=request.requested_by.get_username()))
-        if request.status != RequestStatus.REQUESTED:
-            raise BusinessRuleError(WITHDRAW_NOT_WAITING.format(
-                status=request.get_status_display().lower()))
-        from_state = request.status
-        request.withdraw()
-        request.save()
+        financial_request = _lock_request(financial_request)
+        ensure_member(actor=actor, clinic=financial_request.clinic)
+        if refusal := withdraw_refusal(financial_request, actor):
+            raise BusinessRuleError(refusal)
+        from_state = financial_request.status
+        financial_request.withdraw()
+        financial_request.save()
         audit_event_record(
-            actor=actor, clinic=request.clinic, invoice=request.invoice, obj=request,
-            action=Action.REQUEST_WITHDRAWN, from_state=from_state, to_state=request.status,
+            actor=actor, clinic=financial_request.clinic, invoice=financial_request.invoice,
+            obj=financial_request, action=Action.REQUEST_WITHDRAWN, from_state=from_state,
+            to_state=financial_request.status,
         )
-    return request
+    return financial_request

@@ -76,7 +76,7 @@ def request_detail(request, pk):
         "financial_request": financial_request,
         "invoice": invoice,
         "proposed_lines": financial_request.lines.select_related("invoice_line"),
-        "history": request_history(request=financial_request),
+        "history": request_history(financial_request=financial_request),
         "is_requester": financial_request.requested_by_id == request.user.pk,
         "can_decide": requests_awaiting(user=request.user).filter(
             pk=financial_request.pk).exists(),
@@ -94,7 +94,7 @@ def _decide(request, pk, *, form_class, service, outcome: str):
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect("approvals:request_detail", pk=financial_request.pk)
     try:
-        service(request=financial_request, actor=request.user,
+        service(financial_request=financial_request, actor=request.user,
                 remarks=form.cleaned_data.get("remarks", ""))
     except BusinessRuleError as error:
         messages.error(request, error.message)
@@ -122,7 +122,7 @@ def request_reject_view(request, pk):
 def request_withdraw_view(request, pk):
     financial_request = request_get_for_user(user=request.user, pk=pk)
     try:
-        request_withdraw(request=financial_request, actor=request.user)
+        request_withdraw(financial_request=financial_request, actor=request.user)
     except BusinessRuleError as error:
         messages.error(request, error.message)
         return redirect("approvals:request_detail", pk=financial_request.pk)

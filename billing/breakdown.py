@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .exceptions import BusinessRuleError
-from .models import Invoice, InvoiceLine, InvoiceStatus, Payment
+from .models import Invoice, InvoiceLine, Payment
 from .money import ZERO, format_money, has_currency_places, minor_units, round_money
+from .rules import refund_refusal
 
 NO_LINES = "Choose at least one line to credit."
-INVOICE_DRAFT = "A draft invoice cannot be credited or refunded: issue it, or discard it."
-INVOICE_CANCELLED = "{invoice} is cancelled: it accepts no refund or credit."
 LINE_NOT_ON_INVOICE = "That line is not on {invoice}: choose lines of this invoice only."
 LINE_TWICE = "“{line}” is chosen twice: choose each line once."
 LINE_NOTHING_LEFT = "“{line}” is already fully credited."
@@ -30,6 +29,15 @@ REFUND_OVER_PAID = (
 )
 PAYMENT_NOT_ON_INVOICE = "That payment is not on {invoice}: choose one of its payments."
 PAYMENT_FULLY_REFUNDED = "The payment of {payment} is already fully refunded: choose another."
+
+
+@dataclass(frozen=True)
+class CreditLineInput:
+    """One line to credit: the invoice line and the amount without tax (None: all that remains
+    on it). Callers name lines of the invoice; any other line is refused."""
+
+    invoice_line: InvoiceLine
+    amount: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -92,19 +100,6 @@ def payout_instruction(amount: Decimal, currency: str, method_name: str) -> str:
     return f"Pay {format_money(amount, currency)} back {how}"
 
 
-def _line_id(line) -> int:
-    """A line or its id as sent (an int, or ASCII digits: int() would also read " 12", "1_2" and
-    other scripts' digits as 12)."""
-    if isinstance(line, InvoiceLine):
-        return line.pk
-    if isinstance(line, int) and not isinstance(line, bool):
-        return line
-    text = str(line)
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"not a line id: {text!r}")
-    return int(text)
-
-
 def line_credit_tax(*, line: InvoiceLine, net: Decimal, currency: str) -> Decimal:
     """Cumulative rounding: the tax on everything credited so far, less the tax already credited.
     So the tax credited on a line never exceeds its tax, and equals it once fully credited."""
@@ -116,27 +111,24 @@ def breakdown_compute(
     invoice: Invoice,
     invoice_lines: Iterable[InvoiceLine],
     payments: Iterable[Payment],
-    requested: Sequence[tuple[InvoiceLine | int, Decimal | None]],
+    requested: Sequence[CreditLineInput],
     payment: Payment | None = None,
 ) -> Breakdown:
-    """Plan a credit note from `requested` (line, amount without tax or None for all that
-    remains). Uses the current state of `invoice_lines` and `payments`; writes nothing."""
+    """Plan a credit note from `requested`. Uses the current state of `invoice_lines` and
+    `payments` (the lines named are only identified by them); writes nothing."""
     currency = invoice.currency
-    if invoice.status == InvoiceStatus.DRAFT:
-        raise BusinessRuleError(INVOICE_DRAFT)
-    if invoice.status == InvoiceStatus.CANCELLED:
-        raise BusinessRuleError(INVOICE_CANCELLED.format(invoice=invoice))
+    if refusal := refund_refusal(invoice):
+        raise BusinessRuleError(refusal)
     if not requested:
         raise BusinessRuleError(NO_LINES)
 
     by_id = {line.pk: line for line in invoice_lines}
     parts: list[LinePart] = []
     seen: set[int] = set()
-    for line_ref, amount in requested:
-        try:
-            line = by_id[_line_id(line_ref)]
-        except (KeyError, TypeError, ValueError):
-            raise BusinessRuleError(LINE_NOT_ON_INVOICE.format(invoice=invoice)) from None
+    for item in requested:
+        line, amount = by_id.get(item.invoice_line.pk), item.amount
+        if line is None:
+            raise BusinessRuleError(LINE_NOT_ON_INVOICE.format(invoice=invoice))
         if line.pk in seen:
             raise BusinessRuleError(LINE_TWICE.format(line=line))
         seen.add(line.pk)

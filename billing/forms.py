@@ -2,6 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from .breakdown import CreditLineInput
 from .models import InvoiceStatus, PaymentMethod
 from .money import AmountError, parse_amount, quantum
 
@@ -55,9 +56,9 @@ class LinePickerMixin:
         return [(line, self[f"line_{line.pk}"], self[f"amount_{line.pk}"])
                 for line in self.invoice_lines]
 
-    def chosen_lines(self):
-        """[(line, amount without tax or None for all that remains)] for the ticked lines."""
-        return [(line, self.cleaned_data.get(f"amount_{line.pk}"))
+    def chosen_lines(self) -> list[CreditLineInput]:
+        """The ticked lines, each with its amount without tax (None: all that remains)."""
+        return [CreditLineInput(line, self.cleaned_data.get(f"amount_{line.pk}"))
                 for line in self.invoice_lines if self.cleaned_data.get(f"line_{line.pk}")]
 
 

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
+from .choices import OPEN_FOR_PAYMENT, InvoiceStatus
 from .money import (
     CURRENCY_CHOICES,
     MONEY_DECIMAL_PLACES,
@@ -16,6 +17,7 @@ from .money import (
     format_money,
     has_currency_places,
 )
+from .rules import cancellation_refusal
 
 
 def MoneyField(verbose_name=None, **kwargs):
@@ -235,21 +237,6 @@ class NumberSeries(models.Model):
         return f"{self.clinic.code} {self.get_kind_display()} ({self.prefix}…)"
 
 
-class InvoiceStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    ISSUED = "issued", "Issued"
-    PARTIALLY_PAID = "partially_paid", "Partially paid"
-    PAID = "paid", "Paid"
-    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
-    REFUNDED = "refunded", "Refunded"
-    CREDITED = "credited", "Credited"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-# Invoices waiting for payment: Home lists them oldest first, through a partial index.
-OPEN_FOR_PAYMENT = [InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID]
-
-
 class Invoice(FSMModelMixin, models.Model):
     """What an account owes a clinic. Totals are sums of its lines; paid, refunded and credited are
     running totals kept by the services under a row lock and bounded by database constraints."""
@@ -387,7 +374,8 @@ class Invoice(FSMModelMixin, models.Model):
         return InvoiceStatus.PARTIALLY_PAID if self.amount_paid > 0 else InvoiceStatus.ISSUED
 
     @transition(field=status, source=InvoiceStatus.ISSUED, target=InvoiceStatus.CANCELLED,
-                conditions=[lambda inv: inv.net_paid == 0], custom={"admin": False})
+                conditions=[lambda inv: cancellation_refusal(inv) is None],
+                custom={"admin": False})
     def cancel(self):
         pass
 

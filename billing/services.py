@@ -40,6 +40,7 @@ from .money import (
     minor_units,
 )
 from .numbering import number_take
+from .rules import discard_refusal, payment_refusal
 
 ACCOUNT_OF_OTHER_CLINIC = "That patient account belongs to another clinic."
 ACCOUNT_INACTIVE = "The account {account} is closed; reopen it before billing it."
@@ -58,20 +59,15 @@ LINE_PRICE_PLACES = "Line {n}: {currency} prices have at most {places} decimals.
 LINE_TAX_RATE = "Line {n}: choose a tax rate of this clinic."
 LINE_SERVICE = "Line {n}: choose a service of this clinic."
 ALREADY_ISSUED = "{invoice} is already issued."
-DISCARD_NOT_DRAFT = "{invoice} is issued: it cannot be discarded. Cancel it instead."
 ISSUE_ZERO_TOTAL = "An invoice with a total of zero cannot be issued: add a line with a price."
-PAYMENT_ON_DRAFT = "Issue the invoice before recording a payment on it."
-PAYMENT_ON_CANCELLED = "{invoice} is cancelled: it accepts no payments."
 AMOUNT_NOT_POSITIVE = "Enter an amount greater than zero."
 AMOUNT_PLACES = "{currency} amounts have at most {places} decimals; {amount} has more."
 METHOD_OF_OTHER_CLINIC = "Choose a payment method of this clinic."
 METHOD_INACTIVE = "The payment method {method} is no longer in use; choose another."
-NOTHING_TO_PAY = "{invoice} has nothing left to pay."
 OVERPAYMENT = (
     "A payment of {amount} is more than the balance due of {balance}. "
     "Record at most the balance due."
 )
-PAYMENT_NOT_ALLOWED = "{invoice} cannot take a payment while it is {status}."
 
 
 ACCOUNT_NAME_REQUIRED = "Enter the account holder's name."
@@ -271,8 +267,8 @@ def invoice_discard(*, invoice: Invoice, actor) -> None:
         invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.add_invoice",
                    action="discard draft invoices")
-        if invoice.status != InvoiceStatus.DRAFT:
-            raise BusinessRuleError(DISCARD_NOT_DRAFT.format(invoice=invoice))
+        if refusal := discard_refusal(invoice):
+            raise BusinessRuleError(refusal)
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=invoice,
             action=Action.INVOICE_DISCARDED, from_state=invoice.status, amount=invoice.total,
@@ -296,10 +292,8 @@ def payment_record(
         invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.record_payment",
                    action="record payments")
-        if invoice.status == InvoiceStatus.DRAFT:
-            raise BusinessRuleError(PAYMENT_ON_DRAFT)
-        if invoice.status == InvoiceStatus.CANCELLED:
-            raise BusinessRuleError(PAYMENT_ON_CANCELLED.format(invoice=invoice))
+        if refusal := payment_refusal(invoice):
+            raise BusinessRuleError(refusal)
         _check_amount(amount, invoice.currency)
         reference = (reference or "").strip()
         if len(reference) > 100:
@@ -309,16 +303,11 @@ def payment_record(
         if not method.is_active:
             raise BusinessRuleError(METHOD_INACTIVE.format(method=method))
         balance = invoice.balance_due
-        if balance <= 0:
-            raise BusinessRuleError(NOTHING_TO_PAY.format(invoice=invoice))
         if amount > balance:
             raise BusinessRuleError(OVERPAYMENT.format(
                 amount=format_money(amount, invoice.currency),
                 balance=format_money(balance, invoice.currency),
             ))
-        if not can_proceed(invoice.settle):
-            raise BusinessRuleError(PAYMENT_NOT_ALLOWED.format(
-                invoice=invoice, status=invoice.get_status_display().lower()))
 
         payment = Payment.objects.create(
             invoice=invoice, method=method, amount=amount, reference=reference,

@@ -21,6 +21,7 @@ from approvals.services import (
     request_withdraw,
 )
 from billing import roles
+from billing.breakdown import CreditLineInput
 from billing.models import (
     Account,
     Clinic,
@@ -38,7 +39,6 @@ from refunds.models import CreditNote
 from refunds.services import (
     credit_note_create,
     invoice_cancel,
-    invoice_refund,
     refund_mark_paid_out,
 )
 
@@ -281,42 +281,46 @@ def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport
         reason = reasons[n % len(reasons)]
         kind = "cancellation" if "cancel" in outcome else "refund"
         if outcome == "credit_then_cancel":
-            credit_note_create(invoice=invoice, lines=[(first_line, None)],
+            credit_note_create(invoice=invoice, lines=[CreditLineInput(first_line)],
                                dispute_reason=reason, actor=actor, remarks="Billed twice.",
-                               request=approve(invoice, "refund", "Billed twice."))
+                               approval_request=approve(invoice, "refund", "Billed twice."))
             report.count("credit notes")
         request = approve(invoice, kind, _STORIES[outcome])
         if outcome in ("refund_line", "refund_line_paid_out"):
             note = credit_note_create(
-                invoice=invoice, lines=[(first_line, (first_line.net / 2).quantize(
+                invoice=invoice, lines=[CreditLineInput(first_line, (first_line.net / 2).quantize(
                     quantum(clinic.currency)))],
                 dispute_reason=reason, actor=actor, remarks="Part of the visit was not done.",
-                request=request)
+                approval_request=request)
         elif outcome in ("full_refund", "full_refund_paid_out"):
-            note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=actor,
-                                  remarks="Patient asked for a refund.", request=request)
+            note = credit_note_create(invoice=invoice, full=True, dispute_reason=reason,
+                                      actor=actor, remarks="Patient asked for a refund.",
+                                      approval_request=request)
         elif outcome == "credit_largest":
             largest = invoice.lines.order_by("-total").first()
-            note = credit_note_create(invoice=invoice, lines=[(largest, None)],
+            note = credit_note_create(invoice=invoice, lines=[CreditLineInput(largest)],
                                       dispute_reason=reason, actor=actor,
-                                      remarks="Charged at the wrong rate.", request=request)
+                                      remarks="Charged at the wrong rate.",
+                                      approval_request=request)
         elif outcome == "credit_line":
-            note = credit_note_create(invoice=invoice, lines=[(first_line, None)],
+            note = credit_note_create(invoice=invoice, lines=[CreditLineInput(first_line)],
                                       dispute_reason=reason, actor=actor,
-                                      remarks="Service not provided.", request=request)
+                                      remarks="Service not provided.",
+                                      approval_request=request)
         elif outcome == "credit_all":
             note = credit_note_create(invoice=invoice,
-                                      lines=[(line, None) for line in invoice.lines.all()],
+                                      lines=[CreditLineInput(line) for line in invoice.lines.all()],
                                       dispute_reason=reason, actor=actor,
                                       remarks="Covered by the clinic's goodwill policy.",
-                                      request=request)
+                                      approval_request=request)
         elif outcome == "credit_then_cancel":
             note = invoice_cancel(invoice=invoice, actor=actor,
-                                  remarks="Visit cancelled by the patient.", request=request)
+                                  remarks="Visit cancelled by the patient.",
+                                  approval_request=request)
         else:
             note = invoice_cancel(invoice=invoice, actor=actor,
                                   remarks="Invoice raised for the wrong patient.",
-                                  request=request)
+                                  approval_request=request)
         report.count("credit notes")
         if outcome.endswith("_paid_out"):
             for refund in note.refunds.all():
@@ -343,8 +347,9 @@ def _approved(invoice, kind, remarks, *, clinic, requester, approver):
     if policy == Policy.DIRECT:
         return None
     create = refund_request_create if kind == "refund" else cancellation_request_create
-    request = create(invoice=invoice, remarks=remarks, actor=requester)
-    return request_approve(request=request, actor=approver, remarks="Checked with the patient.")
+    financial_request = create(invoice=invoice, remarks=remarks, actor=requester)
+    return request_approve(financial_request=financial_request, actor=approver,
+                           remarks="Checked with the patient.")
 
 
 # Requests still open or turned down, on invoices of their own: (kind, status, requester, story)
@@ -390,15 +395,15 @@ def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedRepor
             report.count("payments")
             line = invoice.lines.order_by("position").first()
             request = refund_request_create(invoice=invoice, remarks=story, actor=requester,
-                                            lines=[(line, None)] if n % 2 else None)
+                                            lines=[CreditLineInput(line)] if n % 2 else None)
         else:
             request = cancellation_request_create(invoice=invoice, remarks=story,
                                                   actor=requester)
         if status == "approved":
-            request_approve(request=request, actor=approver, remarks="Approved.")
+            request_approve(financial_request=request, actor=approver, remarks="Approved.")
         elif status == "rejected":
-            request_reject(request=request, actor=approver,
+            request_reject(financial_request=request, actor=approver,
                            remarks="Not covered by the clinic's refund policy.")
         elif status == "withdrawn":
-            request_withdraw(request=request, actor=requester)
+            request_withdraw(financial_request=request, actor=requester)
         report.count("requests")

@@ -53,9 +53,10 @@ class CreditNote(models.Model):
     dispute_reason = models.ForeignKey(
         DisputeReason, on_delete=models.PROTECT, related_name="credit_notes"
     )
-    dispute = models.OneToOneField(
+    # `disputeId` in the API; the column keeps its first name.
+    approval_request = models.OneToOneField(
         "approvals.FinancialRequest", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="credit_note",
+        related_name="credit_note", db_column="dispute_id",
         help_text="The approved request that authorised this credit note, where one was needed.",
     )
     warren_id = models.CharField(

@@ -25,23 +25,23 @@ from audit.context import audit_context
 from audit.models import Action
 from audit.services import audit_event_record
 from billing.access import ensure_can, ensure_member, ensure_permission
-from billing.breakdown import Breakdown, breakdown_compute
+from billing.breakdown import Breakdown, CreditLineInput, breakdown_compute
 from billing.exceptions import BusinessRuleError
 from billing.models import (
     DisputeReason,
     Invoice,
     InvoiceLine,
-    InvoiceStatus,
     NumberSeries,
     Payment,
 )
-from billing.money import format_money
 from billing.numbering import number_take
+from billing.rules import cancellation_refusal, refund_refusal
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
 
 from .gateways import GatewayUnavailable, UnknownGateway, gateway_for
 from .models import CreditNote, CreditNoteKind, CreditNoteLine, Refund, RefundStatus
+from .rules import payout_refusal, retry_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +49,7 @@ CANCELLATION_REASON = "Invoice cancelled"
 
 REASON_REQUIRED = "Choose a dispute reason."
 REASON_INACTIVE = "The dispute reason “{reason}” is no longer in use: choose another."
-NOTHING_PAID = (
-    "Nothing paid on {invoice} is left to refund. To reduce what is owed, credit its lines instead."
-)
-NOTHING_LEFT = "{invoice} is already fully credited: nothing is left to refund or credit."
-CANCEL_DRAFT = "A draft has no number and is not cancelled: discard it instead."
-CANCEL_ALREADY = "{invoice} is already cancelled."
-CANCEL_PAID = (
-    "{amount} paid on {invoice} has not been refunded. Refund it first, then cancel the invoice."
-)
-CANCEL_NOTHING_LEFT = "{invoice} is already fully credited: there is nothing left to cancel."
 CANCEL_REMARKS = "Say why the invoice is cancelled."
-RETRY_NOT_FAILED = "Only a failed gateway refund can be retried; this one is {status}."
-PAYOUT_NOT_AWAITING = "Only a refund awaiting payout can be marked paid out; this one is {status}."
 
 
 def _lock(invoice: Invoice) -> tuple[Invoice, list[Payment]]:
@@ -83,12 +71,21 @@ def _check_reason(reason: DisputeReason | None) -> DisputeReason:
     return reason
 
 
-def _plan(invoice: Invoice, payments: list[Payment], lines, payment) -> Breakdown:
+def _plan(invoice: Invoice, payments: list[Payment], lines: Sequence[CreditLineInput], payment,
+          *, full: bool = False) -> Breakdown:
+    """The breakdown of `lines`; for the full refund, of everything still creditable (or of
+    the lines given), once `refund_refusal(full=True)` allows it."""
+    if full:
+        if refusal := refund_refusal(invoice, full=True):
+            raise BusinessRuleError(refusal)
+        if not lines:
+            lines = [CreditLineInput(line) for line in invoice.lines.all()
+                     if line.creditable_net > 0]
     return breakdown_compute(
         invoice=invoice,
         invoice_lines=invoice.lines.all(),
         payments=payments,
-        requested=list(lines),
+        requested=lines,
         payment=payment,
     )
 
@@ -106,15 +103,16 @@ def _ensure_may_execute(*, actor, breakdown: Breakdown) -> None:
 def credit_note_preview(
     *,
     invoice: Invoice,
-    lines: Sequence[tuple],
+    lines: Sequence[CreditLineInput] = (),
     actor,
     payment: Payment | None = None,
+    full: bool = False,
 ) -> Breakdown:
     """The breakdown staff confirm before anything happens. Writes nothing, locks nothing."""
     invoice = Invoice.objects.select_related("clinic").get(pk=invoice.pk)
     ensure_member(actor=actor, clinic=invoice.clinic)
     payments = list(invoice.payments.select_related("method").order_by("pk"))
-    breakdown = _plan(invoice, payments, lines, payment)
+    breakdown = _plan(invoice, payments, lines, payment, full=full)
     _ensure_may_execute(actor=actor, breakdown=breakdown)
     return breakdown
 
@@ -122,59 +120,36 @@ def credit_note_preview(
 def credit_note_create(
     *,
     invoice: Invoice,
-    lines: Sequence[tuple],
+    lines: Sequence[CreditLineInput] = (),
     dispute_reason: DisputeReason | None,
     actor,
     payment: Payment | None = None,
     remarks: str = "",
-    request: FinancialRequest | None = None,
+    full: bool = False,
+    approval_request: FinancialRequest | None = None,
 ) -> CreditNote:
     """Credit the chosen lines (amount without tax, None = all that remains). The part beyond
-    the balance due is refunded: to `payment` first, then to the latest payments. Where the
-    clinic needs approval, the invoice's approved refund request authorises it and is
-    completed with it."""
+    the balance due is refunded: to `payment` first, then to the latest payments. `full`: the
+    full refund, everything still creditable on an invoice with money paid (or the lines
+    given). Where the clinic needs approval, the invoice's approved refund request authorises
+    it and is completed with it."""
     _check_reason(dispute_reason)
     with transaction.atomic():
         locked, payments = _lock(invoice)
         ensure_member(actor=actor, clinic=locked.clinic)
-        breakdown = _plan(locked, payments, lines, payment)
+        breakdown = _plan(locked, payments, lines, payment, full=full)
         kind = CreditNoteKind.REFUND if breakdown.post_payment > 0 else CreditNoteKind.CREDIT
         _ensure_may_execute(actor=actor, breakdown=breakdown)
-        approval = approval_required(invoice=locked, kind=RequestKind.REFUND, request=request)
-        return _issue(invoice=locked, breakdown=breakdown, kind=kind, approval=approval,
-                      reason=dispute_reason, remarks=remarks, actor=actor)
-
-
-def invoice_refund(
-    *,
-    invoice: Invoice,
-    dispute_reason: DisputeReason | None,
-    actor,
-    payment: Payment | None = None,
-    remarks: str = "",
-    request: FinancialRequest | None = None,
-) -> CreditNote:
-    """The full refund: a credit note for everything still creditable on a paid invoice."""
-    _check_reason(dispute_reason)
-    with transaction.atomic():
-        locked, payments = _lock(invoice)
-        ensure_member(actor=actor, clinic=locked.clinic)
-        remaining = [(line, None) for line in locked.lines.all() if line.creditable_net > 0]
-        if locked.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
-            if not remaining:
-                raise BusinessRuleError(NOTHING_LEFT.format(invoice=locked))
-            if locked.net_paid <= 0:
-                raise BusinessRuleError(NOTHING_PAID.format(invoice=locked))
-        breakdown = _plan(locked, payments, remaining, payment)
-        _ensure_may_execute(actor=actor, breakdown=breakdown)
-        approval = approval_required(invoice=locked, kind=RequestKind.REFUND, request=request)
-        return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.REFUND,
-                      approval=approval, reason=dispute_reason, remarks=remarks, actor=actor)
+        approval_request = approval_required(invoice=locked, kind=RequestKind.REFUND,
+                                             approval_request=approval_request)
+        return _issue(invoice=locked, breakdown=breakdown, kind=kind,
+                      approval_request=approval_request, reason=dispute_reason,
+                      remarks=remarks, actor=actor)
 
 
 def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
                    dispute_reason: DisputeReason | None = None,
-                   request: FinancialRequest | None = None) -> CreditNote:
+                   approval_request: FinancialRequest | None = None) -> CreditNote:
     """Void an issued invoice: a cancellation credit note for the balance, then `cancelled`.
     Refused while money paid on it has not been refunded."""
     remarks = bounded_remarks(remarks)
@@ -182,35 +157,29 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
         locked, payments = _lock(invoice)
         ensure_can(actor=actor, clinic=locked.clinic, permission="billing.cancel_invoice",
                    action="cancel invoices")
-        if locked.status == InvoiceStatus.DRAFT:
-            raise BusinessRuleError(CANCEL_DRAFT)
-        if locked.status == InvoiceStatus.CANCELLED:
-            raise BusinessRuleError(CANCEL_ALREADY.format(invoice=locked))
-        if locked.net_paid > 0:
-            raise BusinessRuleError(CANCEL_PAID.format(
-                amount=format_money(locked.net_paid, locked.currency), invoice=locked))
-        remaining = [(line, None) for line in locked.lines.all() if line.creditable_net > 0]
-        if not remaining or locked.balance_due <= 0:
-            raise BusinessRuleError(CANCEL_NOTHING_LEFT.format(invoice=locked))
+        if refusal := cancellation_refusal(locked):
+            raise BusinessRuleError(refusal)
         if not remarks:
             raise BusinessRuleError(CANCEL_REMARKS)
-        approval = approval_required(invoice=locked, kind=RequestKind.CANCELLATION,
-                                     request=request)
+        approval_request = approval_required(invoice=locked, kind=RequestKind.CANCELLATION,
+                                             approval_request=approval_request)
         ensure_no_open_refund_request(invoice=locked)
         if dispute_reason is None:
             dispute_reason, _ = DisputeReason.objects.get_or_create(name=CANCELLATION_REASON)
+        remaining = [CreditLineInput(line) for line in locked.lines.all()
+                     if line.creditable_net > 0]
         breakdown = _plan(locked, payments, remaining, None)
         return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.CANCELLATION,
-                      approval=approval, reason=_check_reason(dispute_reason), remarks=remarks,
-                      actor=actor)
+                      approval_request=approval_request, reason=_check_reason(dispute_reason),
+                      remarks=remarks, actor=actor)
 
 
 def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: DisputeReason,
-           remarks: str, actor, approval: FinancialRequest | None) -> CreditNote:
+           remarks: str, actor, approval_request: FinancialRequest | None) -> CreditNote:
     """Write a planned credit note; the caller holds the locks and has checked permission.
     An approval is checked against the plan and completed in the same transaction."""
-    if approval is not None:
-        approval_check_lines(request=approval, breakdown=breakdown)
+    if approval_request is not None:
+        approval_check_lines(approval_request=approval_request, breakdown=breakdown)
     remarks = bounded_remarks(remarks)
     # Running totals first and the credit-note number last: every credit note of a clinic
     # queues on its number row until commit, so the row is held for as few statements as can be.
@@ -225,11 +194,11 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
                                 ["amount_refunded"])
 
     from_state = invoice.status
+    if kind == CreditNoteKind.CANCELLATION:
+        invoice.cancel()  # its guard asks cancellation_refusal of the invoice as it stands
     invoice.amount_credited += breakdown.total
     invoice.amount_refunded += breakdown.post_payment
-    if kind == CreditNoteKind.CANCELLATION:
-        invoice.cancel()
-    else:
+    if kind != CreditNoteKind.CANCELLATION:
         invoice.apply_credit()
     invoice.save()
 
@@ -240,7 +209,7 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
         subtotal=breakdown.subtotal, tax_amount=breakdown.tax_amount, amount=breakdown.total,
         amount_applied=breakdown.pre_payment, amount_unapplied=breakdown.post_payment,
         is_credit=breakdown.post_payment == 0, description=remarks, dispute_reason=reason,
-        dispute=approval, created_by=actor, issued_at=timezone.now(),
+        approval_request=approval_request, created_by=actor, issued_at=timezone.now(),
     )
     CreditNoteLine.objects.bulk_create([
         CreditNoteLine(credit_note=note, invoice_line=part.invoice_line, net=part.net,
@@ -269,8 +238,8 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
               "lines": [{"line": p.invoice_line.pk, "net": str(p.net), "tax": str(p.tax)}
                         for p in breakdown.lines]},
     )
-    if approval is not None:
-        approval_complete(request=approval, actor=actor, credit_note=note)
+    if approval_request is not None:
+        approval_complete(approval_request=approval_request, actor=actor, credit_note=note)
     for refund in refunds:
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,
@@ -335,23 +304,21 @@ def _record_gateway_result(*, refund_id: int, result) -> Refund:
     return refund
 
 
-def _lock_refund(refund: Refund, *, actor, status: str, refusal: str) -> tuple[Invoice, Refund]:
-    """Lock the refund's invoice, then the refund; refuse unless the actor may refund and the
-    refund is in `status`."""
+def _lock_refund(refund: Refund, *, actor, rule) -> tuple[Invoice, Refund]:
+    """Lock the refund's invoice, then the refund; refuse unless the actor is a member of its
+    clinic and `rule` (refunds/rules.py) allows it."""
     invoice = invoice_lock(refund.invoice_id)
     locked = Refund.objects.select_for_update().get(pk=refund.pk)
-    ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.refund_invoice",
-               action="refund invoices")
-    if locked.status != status:
-        raise BusinessRuleError(refusal.format(status=locked.get_status_display().lower()))
+    ensure_member(actor=actor, clinic=invoice.clinic)
+    if refusal := rule(locked, actor):
+        raise BusinessRuleError(refusal)
     return invoice, locked
 
 
 def refund_retry(*, refund: Refund, actor) -> Refund:
     """Send a failed gateway refund again, with the same idempotency key."""
     with transaction.atomic():
-        invoice, refund = _lock_refund(refund, actor=actor, status=RefundStatus.FAILED,
-                                       refusal=RETRY_NOT_FAILED)
+        invoice, refund = _lock_refund(refund, actor=actor, rule=retry_refusal)
         from_state = refund.status
         refund.retry()
         refund.retries += 1
@@ -369,8 +336,7 @@ def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
     """Staff paid a manual refund back outside the system (cash, transfer…)."""
     remarks = bounded_remarks(remarks)
     with transaction.atomic():
-        invoice, refund = _lock_refund(refund, actor=actor, status=RefundStatus.AWAITING_PAYOUT,
-                                       refusal=PAYOUT_NOT_AWAITING)
+        invoice, refund = _lock_refund(refund, actor=actor, rule=payout_refusal)
         from_state = refund.status
         refund.mark_paid_out()
         refund.paid_out_by = actor

@@ -67,6 +67,7 @@ def credit_note_create_view(request, pk):
     form = CreditNoteForm(request.POST or None, invoice=invoice, lines=lines,
                           preselect=_preselected_lines(invoice, lines, request.GET))
     breakdown = None
+    full = request.GET.get("full") == "1"  # "Refund" on the More Action menu: the full refund
     if request.method == "POST" and form.is_valid():
         chosen = form.chosen_lines()
         payment = form.cleaned_data["payment"]
@@ -75,11 +76,11 @@ def credit_note_create_view(request, pk):
                 note = credit_note_create(
                     invoice=invoice, lines=chosen, payment=payment, actor=request.user,
                     dispute_reason=form.cleaned_data["dispute_reason"],
-                    remarks=form.cleaned_data["remarks"],
+                    remarks=form.cleaned_data["remarks"], full=full,
                 )
             else:
                 breakdown = credit_note_preview(invoice=invoice, lines=chosen, payment=payment,
-                                                actor=request.user)
+                                                actor=request.user, full=full)
         except BusinessRuleError as error:
             form.add_error(None, error.message)
             breakdown = None
@@ -89,7 +90,7 @@ def credit_note_create_view(request, pk):
                 return redirect("desk:invoice_detail", pk=invoice.pk)
     return render(request, "refunds/credit_note_form.html", {
         "invoice": invoice, "form": form, "breakdown": breakdown,
-        "full": request.GET.get("full") == "1",
+        "full": full,
     })
 
 

@@ -89,7 +89,7 @@ def assert_completed_by(request, note, actor):
     assert request.status == RequestStatus.COMPLETED
     assert request.completed_by == actor
     assert request.completed_at is not None
-    assert note.dispute == request
+    assert note.approval_request == request
     assert request.credit_note == note
     event = AuditEvent.objects.get(action="request.completed", object_id=str(request.pk))
     assert (event.actor, event.from_state, event.to_state, event.amount) == (
@@ -117,7 +117,7 @@ def test_a_direct_clinic_refunds_credits_and_cancels_without_a_request(
     # then each is done, authorised by no request
     assert [note.kind for note in (refund, credit, cancellation)] == [
         CreditNoteKind.REFUND, CreditNoteKind.CREDIT, CreditNoteKind.CANCELLATION]
-    assert [note.dispute for note in (refund, credit, cancellation)] == [None, None, None]
+    assert [note.approval_request for note in (refund, credit, cancellation)] == [None, None, None]
     assert not FinancialRequest.objects.exists()
     assert not AuditEvent.objects.filter(action__startswith="request.").exists()
     to_cancel.refresh_from_db()

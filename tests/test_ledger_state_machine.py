@@ -897,8 +897,8 @@ class LedgerMachine(RuleBasedStateMachine):
         requests = list(FinancialRequest.objects.filter(clinic=self.world.clinic_id))
         open_ones = Counter((r.invoice_id, r.kind) for r in requests if r.status in OPEN_STATUSES)
         assert all(n == 1 for n in open_ones.values()), f"several open requests: {open_ones}"
-        notes = {n.dispute_id: n for n in CreditNote.objects.filter(
-            clinic=self.world.clinic_id, dispute__isnull=False)}
+        notes = {n.approval_request_id: n for n in CreditNote.objects.filter(
+            clinic=self.world.clinic_id, approval_request__isnull=False)}
         invoices = {i.pk: i for i in Invoice.objects.filter(clinic=self.world.clinic_id)}
         for request in requests:
             assert request.decided_by_id != request.requested_by_id

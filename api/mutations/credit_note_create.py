@@ -6,7 +6,7 @@ from strawberry import Info
 from billing.exceptions import BusinessRuleError
 from refunds.services import credit_note_create as credit_note_create_service
 
-from ..lookups import dispute_reason_for, invoice_for, payment_for, user_of
+from ..lookups import credit_lines_for, dispute_reason_for, invoice_for, payment_for, user_of
 from ..types import CreditNoteType
 
 
@@ -31,7 +31,7 @@ def credit_note_create(info: Info, invoice_id: strawberry.ID, dispute_reason_id:
         invoice = invoice_for(info, invoice_id)
         note = credit_note_create_service(
             invoice=invoice, dispute_reason=dispute_reason_for(dispute_reason_id),
-            lines=[(line.invoice_line_id, line.amount) for line in lines],
+            lines=credit_lines_for(invoice, lines),
             payment=payment_for(invoice, payment_id), remarks=remarks, actor=user_of(info))
     except BusinessRuleError as error:
         return CreditNoteCreatePayload(errors=[error.message])

@@ -10,4 +10,4 @@ from ..payloads import FinancialRequestPayload, request_payload
 def financial_request_reject(info: Info, request_id: strawberry.ID,
                              remarks: str) -> FinancialRequestPayload:
     return request_payload(lambda: request_reject(
-        request=request_for(info, request_id), remarks=remarks, actor=user_of(info)))
+        financial_request=request_for(info, request_id), remarks=remarks, actor=user_of(info)))

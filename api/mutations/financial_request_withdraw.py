@@ -9,4 +9,4 @@ from ..payloads import FinancialRequestPayload, request_payload
 
 def financial_request_withdraw(info: Info, request_id: strawberry.ID) -> FinancialRequestPayload:
     return request_payload(lambda: request_withdraw(
-        request=request_for(info, request_id), actor=user_of(info)))
+        financial_request=request_for(info, request_id), actor=user_of(info)))

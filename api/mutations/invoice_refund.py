@@ -2,7 +2,7 @@ import strawberry
 from strawberry import Info
 
 from billing.exceptions import BusinessRuleError
-from refunds.services import invoice_refund as invoice_refund_service
+from refunds.services import credit_note_create
 
 from ..lookups import dispute_reason_for, invoice_for, payment_for, user_of
 from ..types import CreditNoteType
@@ -20,8 +20,8 @@ def invoice_refund(info: Info, invoice_id: strawberry.ID, dispute_reason_id: str
     """Refund everything still creditable on a paid invoice."""
     try:
         invoice = invoice_for(info, invoice_id)
-        note = invoice_refund_service(
-            invoice=invoice, dispute_reason=dispute_reason_for(dispute_reason_id),
+        note = credit_note_create(
+            invoice=invoice, full=True, dispute_reason=dispute_reason_for(dispute_reason_id),
             payment=payment_for(invoice, payment_id), remarks=remarks, actor=user_of(info))
     except BusinessRuleError as error:
         return InvoiceRefundPayload(errors=[error.message])

@@ -3,7 +3,7 @@ from strawberry import Info
 
 from approvals.services import refund_request_create
 
-from ..lookups import invoice_for, user_of
+from ..lookups import credit_lines_for, invoice_for, user_of
 from ..payloads import FinancialRequestPayload, RequestLineInput, request_payload
 
 
@@ -11,6 +11,10 @@ def invoice_refund_request_create(info: Info, invoice_id: strawberry.ID, remarks
                                   lines: list[RequestLineInput] | None = None,
                                   ) -> FinancialRequestPayload:
     """Ask for approval to refund or credit; with lines, exactly those amounts."""
-    return request_payload(lambda: refund_request_create(
-        invoice=invoice_for(info, invoice_id), remarks=remarks, actor=user_of(info),
-        lines=[(line.invoice_line_id, line.amount) for line in lines] if lines else None))
+    def submit():
+        invoice = invoice_for(info, invoice_id)
+        return refund_request_create(
+            invoice=invoice, remarks=remarks, actor=user_of(info),
+            lines=credit_lines_for(invoice, lines) if lines else None)
+
+    return request_payload(submit)
