@@ -18,6 +18,7 @@ from billing.services import LineInput, invoice_create, payment_record
 from .factories import (
     AccountFactory,
     ClinicFactory,
+    DisputeReasonFactory,
     PaymentMethodFactory,
     TaxRateFactory,
     approver_factory,
@@ -80,6 +81,12 @@ def account(clinic):
 @pytest.fixture
 def cash(clinic):
     return PaymentMethodFactory(clinic=clinic, name="Cash")
+
+
+@pytest.fixture
+def reason(db):
+    """The dispute reason "Billing error" (active), for refunds and credit notes."""
+    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
@@ -182,14 +189,6 @@ def other_approver(other_clinic, roles):
 
 
 # -- GraphQL API (tests/test_api_*.py) -------------------------------------------------------------
-
-
-@pytest.fixture
-def billing_error(db):
-    """An active dispute reason."""
-    from .factories import DisputeReasonFactory
-
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

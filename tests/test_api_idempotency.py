@@ -26,7 +26,7 @@ from refunds.models import CreditNote
 
 from .api_helpers import GRAPHQL_URL, api_application, api_token, gql_response
 from .conftest import ledger_state, requires_postgres
-from .factories import DisputeReasonFactory, clerk_factory
+from .factories import clerk_factory
 
 REFUND = """
 mutation invoiceRefund($invoiceId: ID!, $disputeReasonId: ID!) {
@@ -37,11 +37,6 @@ mutation invoiceRefund($invoiceId: ID!, $disputeReasonId: ID!) {
 }"""
 JOIN_TIMEOUT = 60
 THREADS = 8
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

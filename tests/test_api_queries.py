@@ -30,11 +30,6 @@ D = Decimal
 
 
 @pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
-
-
-@pytest.fixture
 def token(clerk):
     return api_token(clerk, "billing:read")
 

@@ -30,7 +30,7 @@ from refunds.models import CreditNote
 from refunds.services import credit_note_create
 
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory, approver_factory, clerk_factory
+from .factories import approver_factory, clerk_factory
 
 JOIN_TIMEOUT = 60
 DECIDED_PREFIX = "This request was already decided by "
@@ -222,11 +222,10 @@ def test_a_requester_withdrawing_while_an_approver_approves_leaves_one_outcome(
 
 
 def test_one_approval_carried_out_twice_at_once_is_used_once(
-        invoice, clerk, clerk2, approver, clinic):
+        invoice, clerk, clerk2, approver, clinic, reason):
     # given an approved refund request without proposed lines
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
     request_approve(request=request, actor=approver)
-    reason = DisputeReasonFactory(name="Billing error")
     line_a, line_b = invoice.lines.order_by("position")
 
     # when two clerks credit a different line each, on the strength of it, at the same time

@@ -27,7 +27,6 @@ from refunds.models import CreditNote, Refund
 
 from .api_helpers import WRITE, api_token, gql_response
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory
 
 D = Decimal
 
@@ -56,11 +55,6 @@ INTERNALS = ("terminating connection", "canceling statement", "psycopg", "Traceb
              "server closed the connection", "administrator command")
 DRIVER_MESSAGES = ("terminating connection", "canceling statement", "server closed the connection",
                    "connection already closed", "the connection is closed", "connection is lost")
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from .api_helpers import (
     scope_message,
 )
 from .conftest import ledger_state
-from .factories import DisputeReasonFactory
 
 D = Decimal
 
@@ -66,11 +65,6 @@ pytestmark = pytest.mark.django_db
 
 
 # -- fixtures and helpers --------------------------------------------------------------------------
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
-
 
 @pytest.fixture
 def paid_invoice(make_invoice, pay):

@@ -13,7 +13,7 @@ from billing.services import LineInput, invoice_create
 from refunds.services import credit_note_create, invoice_refund
 
 from .api_helpers import WRITE, api_token, gql
-from .factories import AccountFactory, DisputeReasonFactory
+from .factories import AccountFactory
 
 D = Decimal
 
@@ -24,11 +24,6 @@ def statements(fetch) -> int:
     if hasattr(response, "status_code"):
         assert response.status_code == 200
     return len(captured.captured_queries)
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

@@ -24,18 +24,13 @@ from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import NOTHING_LEFT, credit_note_create, invoice_refund
 
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory, PaymentMethodFactory
+from .factories import PaymentMethodFactory
 
 D = Decimal
 ZERO = D("0")
 JOIN_TIMEOUT = 60
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
