@@ -15,6 +15,7 @@ from billing.models import Invoice, InvoiceLine, NumberSeries, Payment
 from billing.roles import all_role_permissions, grant_role_permissions
 from billing.services import LineInput, invoice_create, payment_record
 
+from .api_helpers import APPROVE, WRITE, api_token
 from .factories import (
     AccountFactory,
     ClinicFactory,
@@ -189,6 +190,24 @@ def other_approver(other_clinic, roles):
 
 
 # -- GraphQL API (tests/test_api_*.py) -------------------------------------------------------------
+
+
+@pytest.fixture
+def token(clerk):
+    """An API access token of the clerk that reads and writes billing (WRITE)."""
+    return api_token(clerk, WRITE)
+
+
+@pytest.fixture
+def read_token(clerk):
+    """An API access token of the clerk that may only read (billing:read)."""
+    return api_token(clerk, "billing:read")
+
+
+@pytest.fixture
+def approver_token(approver):
+    """An API access token of the approver that reads billing and decides requests (APPROVE)."""
+    return api_token(approver, APPROVE)
 
 
 @pytest.fixture

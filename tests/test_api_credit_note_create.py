@@ -51,11 +51,6 @@ mutation ($invoiceId: ID!, $disputeReasonId: ID!, $lines: [CreditNoteLineInput!]
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(make_invoice):
     return make_invoice()
 

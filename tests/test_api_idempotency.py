@@ -46,11 +46,6 @@ def paid_invoice(make_invoice, pay):
     return invoice
 
 
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, "billing:read billing:write")
-
-
 def refund_vars(invoice, reason):
     return {"invoiceId": str(invoice.pk), "disputeReasonId": str(reason.pk)}
 
@@ -328,8 +323,7 @@ def test_a_purged_key_may_be_used_again(client, token, paid_invoice, make_invoic
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_retries_of_one_key_make_one_credit_note(clerk, paid_invoice, reason):
-    token = api_token(clerk, "billing:read billing:write")
+def test_concurrent_retries_of_one_key_make_one_credit_note(token, paid_invoice, reason):
     variables = refund_vars(paid_invoice, reason)
     barrier = threading.Barrier(THREADS, timeout=30)
     responses = [None] * THREADS

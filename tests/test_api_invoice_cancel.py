@@ -52,11 +52,6 @@ mutation ($invoiceId: ID!, $remarks: String!) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(make_invoice):
     return make_invoice()
 

@@ -45,11 +45,6 @@ mutation ($invoiceId: ID!, $disputeReasonId: ID!, $paymentId: ID, $remarks: Stri
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def paid_invoice(make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.700")

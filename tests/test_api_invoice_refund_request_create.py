@@ -47,11 +47,6 @@ mutation ($invoiceId: ID!, $remarks: String!, $lines: [RequestLineInput!]) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(approval_clinic, make_invoice):
     return make_invoice()
 

@@ -34,11 +34,6 @@ mutation ($refundId: ID!, $remarks: String) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def cash_refund(make_invoice, pay, reason, clerk):
     """A full refund of an invoice paid in cash, awaiting its payout."""
     invoice = make_invoice()

@@ -35,11 +35,6 @@ mutation ($refundId: ID!) {{
 """
 
 
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
 def refund_by_card(make_invoice, pay, online_card, reason, clerk, capture, reference):
     """A full refund of an invoice paid by card, sent to the sandbox gateway."""
     invoice = make_invoice()

@@ -25,7 +25,7 @@ from billing.faults import TEMPORARY_PROBLEM
 from billing.models import Invoice, NumberSeries, Payment
 from refunds.models import CreditNote, Refund
 
-from .api_helpers import WRITE, api_token, gql_response
+from .api_helpers import gql_response
 from .conftest import requires_postgres
 
 D = Decimal
@@ -154,9 +154,8 @@ def _refund_until_answered(client, token, invoice, reason, attempts: list):
 
 
 def test_keyed_refunds_survive_sessions_terminated_and_cancelled_under_them(
-        clerk, paid_invoices, reason, caplog):
+        token, paid_invoices, reason, caplog):
     caplog.set_level(logging.ERROR, logger="billing.faults")
-    token = api_token(clerk, WRITE)
     database = connection.settings_dict["NAME"]
     saboteur = Saboteur(database=database, spared_pid=_own_backend_pid())
     attempts_of = [[] for _ in range(CLIENTS)]

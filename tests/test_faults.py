@@ -20,7 +20,6 @@ from refunds.models import CreditNote
 from refunds.services import NOTHING_PAID
 
 from .api_helpers import (
-    WRITE,
     api_state,
     api_token,
     gql_response,
@@ -71,11 +70,6 @@ def paid_invoice(make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.700")
     return invoice
-
-
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
 
 
 @pytest.fixture
