@@ -15,9 +15,11 @@ from billing.models import Invoice, InvoiceLine, NumberSeries, Payment
 from billing.roles import all_role_permissions, grant_role_permissions
 from billing.services import LineInput, invoice_create, payment_record
 
+from .api_helpers import APPROVE, WRITE, api_token
 from .factories import (
     AccountFactory,
     ClinicFactory,
+    DisputeReasonFactory,
     PaymentMethodFactory,
     TaxRateFactory,
     approver_factory,
@@ -80,6 +82,12 @@ def account(clinic):
 @pytest.fixture
 def cash(clinic):
     return PaymentMethodFactory(clinic=clinic, name="Cash")
+
+
+@pytest.fixture
+def reason(db):
+    """The dispute reason "Billing error" (active), for refunds and credit notes."""
+    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
@@ -185,11 +193,21 @@ def other_approver(other_clinic, roles):
 
 
 @pytest.fixture
-def billing_error(db):
-    """An active dispute reason."""
-    from .factories import DisputeReasonFactory
+def token(clerk):
+    """An API access token of the clerk that reads and writes billing (WRITE)."""
+    return api_token(clerk, WRITE)
 
-    return DisputeReasonFactory(name="Billing error")
+
+@pytest.fixture
+def read_token(clerk):
+    """An API access token of the clerk that may only read (billing:read)."""
+    return api_token(clerk, "billing:read")
+
+
+@pytest.fixture
+def approver_token(approver):
+    """An API access token of the approver that reads billing and decides requests (APPROVE)."""
+    return api_token(approver, APPROVE)
 
 
 @pytest.fixture

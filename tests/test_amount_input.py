@@ -23,7 +23,7 @@ from billing.money import (
 )
 from refunds.models import CreditNote
 
-from .api_helpers import WRITE, api_token, gql_response
+from .api_helpers import gql_response
 from .conftest import ledger_state
 from .factories import DisputeReasonFactory
 
@@ -170,12 +170,10 @@ mutation ($invoiceId: ID!, $reasonId: ID!, $lines: [CreditNoteLineInput!]!) {
 
 
 @pytest.fixture
-def credit(client, clerk, make_invoice, pay):
+def credit(client, token, reason, make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.700")
     line = invoice.lines.order_by("position").first()
-    reason = DisputeReasonFactory()
-    token = api_token(clerk, WRITE)
 
     def send(amount, *, raw=False):
         if raw:  # the amount as a JSON number, written exactly as given

@@ -33,11 +33,6 @@ mutation ($clinicId: ID!, $name: String!, $number: String!, $email: String, $pho
 """
 
 
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
 def variables(clinic, **overrides):
     return {"clinicId": str(clinic.pk), "name": "Salim Al-Harthy", "number": "P00002",
             **overrides}

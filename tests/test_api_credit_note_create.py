@@ -51,11 +51,6 @@ mutation ($invoiceId: ID!, $disputeReasonId: ID!, $lines: [CreditNoteLineInput!]
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(make_invoice):
     return make_invoice()
 
@@ -75,12 +70,12 @@ def variables(invoice, reason, lines, payment=None, remarks=""):
 
 
 def test_refunding_part_of_a_paid_line_pays_it_back(client, token, invoice, lines, pay,
-                                                    billing_error, clinic):
+                                                    reason, clinic):
     pay(invoice, "28.700")
     line_a = lines[0]
 
     payload = mutate(client, token, CREDIT_NOTE_CREATE,
-                     variables(invoice, billing_error, [(line_a, "5.000")],
+                     variables(invoice, reason, [(line_a, "5.000")],
                                remarks="Shorter session"), "creditNoteCreate")
 
     note = CreditNote.objects.get()
@@ -89,7 +84,7 @@ def test_refunding_part_of_a_paid_line_pays_it_back(client, token, invoice, line
         "subtotal": "5.000", "taxAmount": "0.250", "amountApplied": "0.000",
         "amountUnapplied": "5.250", "currencyId": "OMR", "creditedInvoiceId": str(invoice.pk),
         "entityId": str(clinic.pk), "accountId": str(invoice.account_id),
-        "disputeReasonId": str(billing_error.pk), "disputeId": None, "isCredit": False,
+        "disputeReasonId": str(reason.pk), "disputeId": None, "isCredit": False,
         "isLegacy": False, "description": "Shorter session",
         "lines": [{"invoiceLineId": str(line_a.pk), "net": "5.000", "tax": "0.250",
                    "total": "5.250"}]}}
@@ -109,9 +104,9 @@ def test_refunding_part_of_a_paid_line_pays_it_back(client, token, invoice, line
 
 
 def test_crediting_an_unpaid_line_reduces_the_balance_and_refunds_nothing(
-        client, token, invoice, lines, billing_error):
+        client, token, invoice, lines, reason):
     payload = mutate(client, token, CREDIT_NOTE_CREATE,
-                     variables(invoice, billing_error, [(lines[1], None)]), "creditNoteCreate")
+                     variables(invoice, reason, [(lines[1], None)]), "creditNoteCreate")
 
     note = payload["creditNote"]
     assert (note["kind"], note["amount"], note["amountApplied"], note["amountUnapplied"],
@@ -122,12 +117,12 @@ def test_crediting_an_unpaid_line_reduces_the_balance_and_refunds_nothing(
 
 
 def test_it_refunds_against_the_chosen_payment(client, token, invoice, lines, pay,
-                                               billing_error):
+                                               reason):
     first = pay(invoice, "20.000")
     pay(invoice, "8.700")
 
     mutate(client, token, CREDIT_NOTE_CREATE,
-           variables(invoice, billing_error, [(lines[0], "5.000")], payment=first),
+           variables(invoice, reason, [(lines[0], "5.000")], payment=first),
            "creditNoteCreate")
 
     assert list(Refund.objects.values_list("payment", "amount")) == [(first.pk, D("5.250"))]
@@ -141,100 +136,100 @@ def test_it_refunds_against_the_chosen_payment(client, token, invoice, lines, pa
     ("20.001", LINE_OVER.format(remaining="20.000 OMR", amount="20.001 OMR", line="Item 1")),
 ])
 def test_it_refuses_an_amount_the_line_cannot_take(client, token, invoice, lines, pay,
-                                                   billing_error, amount, message):
+                                                   reason, amount, message):
     pay(invoice, "28.700")
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], amount)]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], amount)]), "creditNoteCreate",
                    message)
 
 
 def test_it_refuses_more_than_what_remains_on_a_partly_credited_line(
-        client, token, invoice, lines, billing_error, clerk):
+        client, token, invoice, lines, reason, clerk):
     credit_note_create(invoice=invoice, lines=[(lines[0].pk, D("15.000"))],
-                       dispute_reason=billing_error, actor=clerk)
+                       dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "5.001")]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], "5.001")]), "creditNoteCreate",
                    LINE_OVER.format(remaining="5.000 OMR", amount="5.001 OMR", line="Item 1"))
 
 
-def test_it_refuses_a_line_already_fully_credited(client, token, invoice, lines, billing_error,
+def test_it_refuses_a_line_already_fully_credited(client, token, invoice, lines, reason,
                                                   clerk):
     credit_note_create(invoice=invoice, lines=[(lines[1].pk, None)],
-                       dispute_reason=billing_error, actor=clerk)
+                       dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[1], None)]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[1], None)]), "creditNoteCreate",
                    LINE_NOTHING_LEFT.format(line="Item 2"))
 
 
-def test_it_refuses_no_lines(client, token, invoice, billing_error):
-    mutate_refused(client, token, CREDIT_NOTE_CREATE, variables(invoice, billing_error, []),
+def test_it_refuses_no_lines(client, token, invoice, reason):
+    mutate_refused(client, token, CREDIT_NOTE_CREATE, variables(invoice, reason, []),
                    "creditNoteCreate", NO_LINES)
 
 
-def test_it_refuses_a_line_chosen_twice(client, token, invoice, lines, billing_error):
+def test_it_refuses_a_line_chosen_twice(client, token, invoice, lines, reason):
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000"), (lines[0], "1.000")]),
+                   variables(invoice, reason, [(lines[0], "1.000"), (lines[0], "1.000")]),
                    "creditNoteCreate", LINE_TWICE.format(line="Item 1"))
 
 
 @pytest.mark.parametrize("line_id", ["other invoice", "999999", "not-a-number"])
 def test_it_refuses_a_line_that_is_not_on_the_invoice(client, token, invoice, make_invoice,
-                                                      billing_error, line_id):
+                                                      reason, line_id):
     if line_id == "other invoice":
         line_id = make_invoice().lines.first().pk
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(line_id, "1.000")]), "creditNoteCreate",
+                   variables(invoice, reason, [(line_id, "1.000")]), "creditNoteCreate",
                    LINE_NOT_ON_INVOICE.format(invoice=INVOICE))
 
 
-def test_it_refuses_a_draft(client, token, make_invoice, billing_error):
+def test_it_refuses_a_draft(client, token, make_invoice, reason):
     draft = make_invoice(issue=False)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(draft, billing_error, [(draft.lines.first(), None)]),
+                   variables(draft, reason, [(draft.lines.first(), None)]),
                    "creditNoteCreate", INVOICE_DRAFT)
 
 
-def test_it_refuses_a_cancelled_invoice(client, token, invoice, lines, billing_error, clerk):
+def test_it_refuses_a_cancelled_invoice(client, token, invoice, lines, reason, clerk):
     invoice_cancel(invoice=invoice, remarks="Entered twice", actor=clerk)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], "1.000")]), "creditNoteCreate",
                    INVOICE_CANCELLED.format(invoice=INVOICE))
 
 
 def test_it_refuses_a_dispute_reason_no_longer_in_use(client, token, invoice, lines,
-                                                      billing_error):
-    billing_error.is_active = False
-    billing_error.save(update_fields=["is_active"])
+                                                      reason):
+    reason.is_active = False
+    reason.save(update_fields=["is_active"])
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], "1.000")]), "creditNoteCreate",
                    REASON_INACTIVE.format(reason="Billing error"))
 
 
 def test_it_refuses_a_payment_already_fully_refunded(client, token, invoice, lines, pay,
-                                                     billing_error, clerk):
+                                                     reason, clerk):
     first = pay(invoice, "7.700")
     pay(invoice, "21.000")
     credit_note_create(invoice=invoice, lines=[(lines[1].pk, None)],
-                       dispute_reason=billing_error, actor=clerk, payment=first)
+                       dispute_reason=reason, actor=clerk, payment=first)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")], payment=first),
+                   variables(invoice, reason, [(lines[0], "1.000")], payment=first),
                    "creditNoteCreate", PAYMENT_FULLY_REFUNDED.format(payment="7.700 OMR"))
 
 
 def test_it_refuses_a_payment_of_another_invoice(client, token, invoice, lines, make_invoice,
-                                                 pay, billing_error):
+                                                 pay, reason):
     payment = pay(make_invoice(), "1.000")
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")], payment=payment),
+                   variables(invoice, reason, [(lines[0], "1.000")], payment=payment),
                    "creditNoteCreate",
                    f"No payment on {INVOICE} with id {payment.pk} in your clinics.")
 
@@ -244,42 +239,42 @@ def test_it_refuses_a_payment_of_another_invoice(client, token, invoice, lines, 
     (None, "credit invoice lines"),
 ])
 def test_a_member_without_the_permission_cannot_refund_or_credit(
-        client, approver, invoice, lines, pay, billing_error, paid, action):
+        client, approver, invoice, lines, pay, reason, paid, action):
     if paid:
         pay(invoice, paid)
 
     mutate_refused(client, api_token(approver, WRITE), CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], "1.000")]), "creditNoteCreate",
                    NO_PERMISSION.format(action=action))
 
 
 def test_with_approval_it_refuses_without_a_request(client, token, approval_clinic, invoice,
-                                                    lines, billing_error):
+                                                    lines, reason):
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], "1.000")]), "creditNoteCreate",
                    NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic"))
 
 
 def test_with_approval_it_refuses_while_the_request_awaits_a_decision(
-        client, token, approval_clinic, invoice, lines, billing_error, clerk):
+        client, token, approval_clinic, invoice, lines, reason, clerk):
     refund_request_create(invoice=invoice, remarks="Not rendered", actor=clerk)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[0], "1.000")]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[0], "1.000")]), "creditNoteCreate",
                    AWAITING_DECISION.format(kind="Invoice Refund Request", invoice=INVOICE))
 
 
 def test_with_approval_it_credits_only_the_approved_lines(
-        client, token, approval_clinic, invoice, lines, billing_error, clerk, approver):
+        client, token, approval_clinic, invoice, lines, reason, clerk, approver):
     request = refund_request_create(invoice=invoice, remarks="Not rendered", actor=clerk,
                                     lines=[(lines[0].pk, D("5.000"))])
     request_approve(request=request, actor=approver)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(invoice, billing_error, [(lines[1], None)]), "creditNoteCreate",
+                   variables(invoice, reason, [(lines[1], None)]), "creditNoteCreate",
                    LINE_NOT_APPROVED.format(line="Item 2"))
     payload = mutate(client, token, CREDIT_NOTE_CREATE,
-                     variables(invoice, billing_error, [(lines[0], "5.000")]),
+                     variables(invoice, reason, [(lines[0], "5.000")]),
                      "creditNoteCreate")
 
     assert (payload["creditNote"]["amount"], payload["creditNote"]["disputeId"]) == (
@@ -288,15 +283,15 @@ def test_with_approval_it_credits_only_the_approved_lines(
     assert request.status == "completed"
 
 
-def test_it_needs_the_billing_write_scope(client, clerk, invoice, lines, billing_error):
+def test_it_needs_the_billing_write_scope(client, clerk, invoice, lines, reason):
     mutate_without_scope(client, api_token(clerk, "billing:read"), CREDIT_NOTE_CREATE,
-                         variables(invoice, billing_error, [(lines[0], "1.000")]),
+                         variables(invoice, reason, [(lines[0], "1.000")]),
                          "billing:write")
 
 
-def test_an_invoice_of_another_clinic_is_not_found(client, token, other_invoice, billing_error):
+def test_an_invoice_of_another_clinic_is_not_found(client, token, other_invoice, reason):
     line = other_invoice.lines.first()
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
-                   variables(other_invoice, billing_error, [(line, "1.00")]),
+                   variables(other_invoice, reason, [(line, "1.00")]),
                    "creditNoteCreate", f"No invoice with id {other_invoice.pk} in your clinics.")

@@ -43,11 +43,6 @@ CANNOT_DECIDE = NO_PERMISSION.format(action="approve or reject financial request
 
 
 @pytest.fixture
-def token(approver):
-    return api_token(approver, APPROVE)
-
-
-@pytest.fixture
 def request_(approval_clinic, make_invoice, clerk):
     """An Invoice Refund Request by the clerk, waiting for a decision."""
     return refund_request_create(invoice=make_invoice(), remarks="Overcharged", actor=clerk)
@@ -58,9 +53,9 @@ def variables(request, remarks="Checked with the doctor"):
 
 
 def test_an_approver_approves_the_request_and_the_requester_is_told(
-        client, token, request_, django_capture_on_commit_callbacks):
+        client, approver_token, request_, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        payload = mutate(client, token, APPROVE_REQUEST, variables(request_, " Checked "),
+        payload = mutate(client, approver_token, APPROVE_REQUEST, variables(request_, " Checked "),
                          "financialRequestApprove")
 
     assert payload == {"errors": [], "financialRequest": {
@@ -72,7 +67,8 @@ def test_an_approver_approves_the_request_and_the_requester_is_told(
         RequestStatus.APPROVED, "approver", "Checked")
     assert request_.decided_at is not None
     assert audit_trail(request_)[-1] == (
-        "request.approved", "requested", "approved", None, "approver", api_client_of(token))
+        "request.approved", "requested", "approved", None, "approver",
+        api_client_of(approver_token))
     assert [message.to for message in mail.outbox] == [["clerk@clinic.test"]]
 
 
@@ -117,24 +113,24 @@ def test_a_request_already_approved_cannot_be_approved_again(client, request_, a
                    ALREADY_DECIDED.format(who="approver", status="approved"))
 
 
-def test_a_rejected_request_cannot_be_approved(client, token, request_, clinic):
+def test_a_rejected_request_cannot_be_approved(client, approver_token, request_, clinic):
     second = approver_factory(username="approver2", clinics=[clinic])
     request_reject(request=request_, actor=second, remarks="Not justified")
 
-    mutate_refused(client, token, APPROVE_REQUEST, variables(request_),
+    mutate_refused(client, approver_token, APPROVE_REQUEST, variables(request_),
                    "financialRequestApprove",
                    ALREADY_DECIDED.format(who="approver2", status="rejected"))
 
 
-def test_a_withdrawn_request_cannot_be_approved(client, token, request_, clerk):
+def test_a_withdrawn_request_cannot_be_approved(client, approver_token, request_, clerk):
     request_withdraw(request=request_, actor=clerk)
 
-    mutate_refused(client, token, APPROVE_REQUEST, variables(request_),
+    mutate_refused(client, approver_token, APPROVE_REQUEST, variables(request_),
                    "financialRequestApprove", NOT_OPEN.format(status="withdrawn"))
 
 
-def test_it_refuses_overlong_remarks(client, token, request_):
-    mutate_refused(client, token, APPROVE_REQUEST, variables(request_, "x" * 1001),
+def test_it_refuses_overlong_remarks(client, approver_token, request_):
+    mutate_refused(client, approver_token, APPROVE_REQUEST, variables(request_, "x" * 1001),
                    "financialRequestApprove", REMARKS_TOO_LONG.format(limit=1000))
 
 
@@ -150,8 +146,10 @@ def test_it_needs_the_approvals_write_scope(client, approver, request_):
                          APPROVE_REQUEST, variables(request_), "approvals:write")
 
 
-def test_a_request_of_another_clinic_is_not_found(client, token, other_invoice, outsider):
+def test_a_request_of_another_clinic_is_not_found(client, approver_token, other_invoice,
+                                                  outsider):
     other = request_of_other_clinic(other_invoice, outsider)
 
-    mutate_refused(client, token, APPROVE_REQUEST, variables(other), "financialRequestApprove",
+    mutate_refused(client, approver_token, APPROVE_REQUEST, variables(other),
+                   "financialRequestApprove",
                    f"No financial request with id {other.pk} in your clinics.")

@@ -43,11 +43,6 @@ mutation ($requestId: ID!, $remarks: String!) {{
 
 
 @pytest.fixture
-def token(approver):
-    return api_token(approver, APPROVE)
-
-
-@pytest.fixture
 def request_(approval_clinic, make_invoice, clerk):
     """An Invoice Cancellation Request by the clerk, waiting for a decision."""
     return cancellation_request_create(invoice=make_invoice(), remarks="Entered twice",
@@ -59,9 +54,9 @@ def variables(request, remarks="The patient attended"):
 
 
 def test_an_approver_rejects_the_request_and_the_invoice_stays_as_it_was(
-        client, token, request_, django_capture_on_commit_callbacks):
+        client, approver_token, request_, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        payload = mutate(client, token, REJECT_REQUEST, variables(request_),
+        payload = mutate(client, approver_token, REJECT_REQUEST, variables(request_),
                          "financialRequestReject")
 
     assert payload == {"errors": [], "financialRequest": {
@@ -74,17 +69,18 @@ def test_an_approver_rejects_the_request_and_the_invoice_stays_as_it_was(
         RequestStatus.REJECTED, "approver", "The patient attended")
     assert request_.invoice.status == InvoiceStatus.ISSUED
     assert audit_trail(request_)[-1] == (
-        "request.rejected", "requested", "rejected", None, "approver", api_client_of(token))
+        "request.rejected", "requested", "rejected", None, "approver",
+        api_client_of(approver_token))
     assert [message.to for message in mail.outbox] == [["clerk@clinic.test"]]
 
 
-def test_it_refuses_a_rejection_without_remarks(client, token, request_):
-    mutate_refused(client, token, REJECT_REQUEST, variables(request_, "  "),
+def test_it_refuses_a_rejection_without_remarks(client, approver_token, request_):
+    mutate_refused(client, approver_token, REJECT_REQUEST, variables(request_, "  "),
                    "financialRequestReject", REJECT_REMARKS)
 
 
-def test_it_refuses_overlong_remarks(client, token, request_):
-    mutate_refused(client, token, REJECT_REQUEST, variables(request_, "x" * 1001),
+def test_it_refuses_overlong_remarks(client, approver_token, request_):
+    mutate_refused(client, approver_token, REJECT_REQUEST, variables(request_, "x" * 1001),
                    "financialRequestReject", REMARKS_TOO_LONG.format(limit=1000))
 
 
@@ -115,11 +111,11 @@ def test_a_request_already_approved_cannot_be_rejected(client, request_, clinic)
                    ALREADY_DECIDED.format(who="approver2", status="approved"))
 
 
-def test_a_withdrawn_request_cannot_be_rejected(client, token, request_, clerk):
+def test_a_withdrawn_request_cannot_be_rejected(client, approver_token, request_, clerk):
     request_withdraw(request=request_, actor=clerk)
 
-    mutate_refused(client, token, REJECT_REQUEST, variables(request_), "financialRequestReject",
-                   NOT_OPEN.format(status="withdrawn"))
+    mutate_refused(client, approver_token, REJECT_REQUEST, variables(request_),
+                   "financialRequestReject", NOT_OPEN.format(status="withdrawn"))
 
 
 def test_it_needs_the_approvals_write_scope(client, approver, request_):
@@ -127,8 +123,10 @@ def test_it_needs_the_approvals_write_scope(client, approver, request_):
                          REJECT_REQUEST, variables(request_), "approvals:write")
 
 
-def test_a_request_of_another_clinic_is_not_found(client, token, other_invoice, outsider):
+def test_a_request_of_another_clinic_is_not_found(client, approver_token, other_invoice,
+                                                  outsider):
     other = request_of_other_clinic(other_invoice, outsider)
 
-    mutate_refused(client, token, REJECT_REQUEST, variables(other), "financialRequestReject",
+    mutate_refused(client, approver_token, REJECT_REQUEST, variables(other),
+                   "financialRequestReject",
                    f"No financial request with id {other.pk} in your clinics.")

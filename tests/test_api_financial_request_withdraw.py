@@ -35,11 +35,6 @@ mutation ($requestId: ID!) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def request_(approval_clinic, make_invoice, clerk):
     """An Invoice Refund Request by the clerk, waiting for a decision."""
     return refund_request_create(invoice=make_invoice(), remarks="Overcharged", actor=clerk)

@@ -8,14 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -25,8 +22,9 @@ from audit.models import AuditEvent
 from refunds.models import CreditNote
 
 from .api_helpers import GRAPHQL_URL, api_application, api_token, gql_response
+from .concurrency import race
 from .conftest import ledger_state, requires_postgres
-from .factories import DisputeReasonFactory, clerk_factory
+from .factories import clerk_factory
 
 REFUND = """
 mutation invoiceRefund($invoiceId: ID!, $disputeReasonId: ID!) {
@@ -35,13 +33,7 @@ mutation invoiceRefund($invoiceId: ID!, $disputeReasonId: ID!) {
     errors
   }
 }"""
-JOIN_TIMEOUT = 60
 THREADS = 8
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
@@ -49,11 +41,6 @@ def paid_invoice(make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.700")
     return invoice
-
-
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, "billing:read billing:write")
 
 
 def refund_vars(invoice, reason):
@@ -333,35 +320,21 @@ def test_a_purged_key_may_be_used_again(client, token, paid_invoice, make_invoic
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_retries_of_one_key_make_one_credit_note(clerk, paid_invoice, reason):
-    token = api_token(clerk, "billing:read billing:write")
+def test_concurrent_retries_of_one_key_make_one_credit_note(token, paid_invoice, reason):
     variables = refund_vars(paid_invoice, reason)
-    barrier = threading.Barrier(THREADS, timeout=30)
-    responses = [None] * THREADS
 
-    def worker(index):
-        try:
-            connection.ensure_connection()  # connect first, so the requests really overlap
-            client = Client()
-            barrier.wait()
+    def retry(client):
+        def call():
             response = post(client, token, "refund-concurrent", variables)
-            responses[index] = (response.status_code, response.content,
-                                response.get("Idempotent-Replayed"))
-        except BaseException as error:  # reported by the assertions below
-            responses[index] = error
-        finally:
-            connection.close()
+            return (response.status_code, response.content,
+                    response.get("Idempotent-Replayed"))
+        return call
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + JOIN_TIMEOUT
-    for thread in threads:
-        thread.join(timeout=max(0, deadline - time.monotonic()))
-    assert [i for i, t in enumerate(threads) if t.is_alive()] == [], "a request hung"
+    outcomes = race(*[retry(Client()) for _ in range(THREADS)])
 
-    failures = [r for r in responses if not isinstance(r, tuple)]
+    failures = [value for ok, value in outcomes if not ok]
     assert failures == []
+    responses = [value for _, value in outcomes]
     assert CreditNote.objects.filter(invoice=paid_invoice).count() == 1
     assert credit_note_events() == 1
     assert {status for status, _, _ in responses} == {200}

@@ -52,11 +52,6 @@ mutation ($invoiceId: ID!, $remarks: String!) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(make_invoice):
     return make_invoice()
 
@@ -89,10 +84,10 @@ def test_it_cancels_the_invoice_with_a_credit_note_for_its_balance(client, token
         ("invoice.cancelled", "issued", "cancelled", D("28.700"), "clerk", api_client_of(token))]
 
 
-def test_it_credits_only_the_balance_left_after_a_credit(client, token, invoice, billing_error,
+def test_it_credits_only_the_balance_left_after_a_credit(client, token, invoice, reason,
                                                          clerk):
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=billing_error,
+    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=reason,
                        actor=clerk)
 
     payload = mutate(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel")
@@ -108,17 +103,17 @@ def test_it_refuses_while_money_paid_is_not_refunded(client, token, invoice, pay
                    CANCEL_PAID.format(amount="10.000 OMR", invoice=INVOICE))
 
 
-def test_it_refuses_a_fully_refunded_invoice(client, token, invoice, pay, billing_error, clerk):
+def test_it_refuses_a_fully_refunded_invoice(client, token, invoice, pay, reason, clerk):
     pay(invoice, "28.700")
-    invoice_refund(invoice=invoice, dispute_reason=billing_error, actor=clerk)
+    invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",
                    CANCEL_NOTHING_LEFT.format(invoice=INVOICE))
 
 
-def test_it_refuses_a_fully_credited_invoice(client, token, invoice, billing_error, clerk):
+def test_it_refuses_a_fully_credited_invoice(client, token, invoice, reason, clerk):
     credit_note_create(invoice=invoice, lines=[(line.pk, None) for line in invoice.lines.all()],
-                       dispute_reason=billing_error, actor=clerk)
+                       dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",
                    CANCEL_NOTHING_LEFT.format(invoice=INVOICE))

@@ -43,11 +43,6 @@ mutation ($invoiceId: ID!, $remarks: String!) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(approval_clinic, make_invoice):
     return make_invoice()
 
@@ -128,11 +123,11 @@ def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, cle
                    NOT_CANCELLABLE.format(invoice=INVOICE, status="cancelled"))
 
 
-def test_it_refuses_a_fully_credited_invoice(client, token, clinic, make_invoice, billing_error,
+def test_it_refuses_a_fully_credited_invoice(client, token, clinic, make_invoice, reason,
                                              clerk):
     invoice = make_invoice()
     credit_note_create(invoice=invoice, lines=[(line.pk, None) for line in invoice.lines.all()],
-                       dispute_reason=billing_error, actor=clerk)
+                       dispute_reason=reason, actor=clerk)
     require_cancellation_approval(clinic)
 
     mutate_refused(client, token, CANCELLATION_REQUEST_CREATE, variables(invoice),

@@ -41,11 +41,6 @@ mutation ($accountId: ID!, $lines: [InvoiceLineInput!]!, $issue: Boolean) {{
 """
 
 
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
 def line(vat, description="Consultation", quantity="2", unit_price="10.000"):
     return {"description": description, "quantity": quantity, "unitPrice": unit_price,
             "taxRateId": str(vat.pk)}

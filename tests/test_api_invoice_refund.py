@@ -45,11 +45,6 @@ mutation ($invoiceId: ID!, $disputeReasonId: ID!, $paymentId: ID, $remarks: Stri
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def paid_invoice(make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.700")
@@ -61,9 +56,9 @@ def variables(invoice, reason, payment=None, remarks="Patient overcharged"):
             "paymentId": str(payment.pk) if payment else None, "remarks": remarks}
 
 
-def test_it_refunds_everything_paid_as_a_cash_payout(client, token, paid_invoice, billing_error,
+def test_it_refunds_everything_paid_as_a_cash_payout(client, token, paid_invoice, reason,
                                                      clinic):
-    payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                      "invoiceRefund")
 
     note = CreditNote.objects.get()
@@ -73,7 +68,7 @@ def test_it_refunds_everything_paid_as_a_cash_payout(client, token, paid_invoice
         "subtotal": "27.333", "taxAmount": "1.367", "amountApplied": "0.000",
         "amountUnapplied": "28.700", "currencyId": "OMR",
         "creditedInvoiceId": str(paid_invoice.pk), "entityId": str(clinic.pk),
-        "accountId": str(paid_invoice.account_id), "disputeReasonId": str(billing_error.pk),
+        "accountId": str(paid_invoice.account_id), "disputeReasonId": str(reason.pk),
         "disputeId": None, "isCredit": False, "isLegacy": False,
         "description": "Patient overcharged",
         "lines": [
@@ -95,12 +90,12 @@ def test_it_refunds_everything_paid_as_a_cash_payout(client, token, paid_invoice
 
 
 def test_it_refunds_only_what_remains_after_a_partial_refund(client, token, paid_invoice,
-                                                             billing_error, clerk):
+                                                             reason, clerk):
     line_a = paid_invoice.lines.order_by("position").first()
     credit_note_create(invoice=paid_invoice, lines=[(line_a.pk, D("5.000"))],
-                       dispute_reason=billing_error, actor=clerk)
+                       dispute_reason=reason, actor=clerk)
 
-    payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                      "invoiceRefund")
 
     assert {key: payload["creditNote"][key] for key in ("amount", "subtotal", "taxAmount")} == {
@@ -110,15 +105,15 @@ def test_it_refunds_only_what_remains_after_a_partial_refund(client, token, paid
         InvoiceStatus.REFUNDED, D("28.700"))
 
 
-def test_it_refunds_the_chosen_payment_first(client, token, make_invoice, pay, billing_error):
+def test_it_refunds_the_chosen_payment_first(client, token, make_invoice, pay, reason):
     invoice = make_invoice()
     first = pay(invoice, "10.000")
     second = pay(invoice, "18.700")
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=billing_error,
+    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=reason,
                        actor=invoice.created_by, payment=second)
 
-    mutate(client, token, INVOICE_REFUND, variables(invoice, billing_error, payment=first),
+    mutate(client, token, INVOICE_REFUND, variables(invoice, reason, payment=first),
            "invoiceRefund")
 
     first.refresh_from_db()
@@ -128,43 +123,43 @@ def test_it_refunds_the_chosen_payment_first(client, token, make_invoice, pay, b
         (second.pk, D("7.700")), (first.pk, D("10.000")), (second.pk, D("11.000"))]
 
 
-def test_it_refuses_an_invoice_with_nothing_paid(client, token, make_invoice, billing_error):
+def test_it_refuses_an_invoice_with_nothing_paid(client, token, make_invoice, reason):
     invoice = make_invoice()
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(invoice, reason),
                    "invoiceRefund", NOTHING_PAID.format(invoice=INVOICE))
 
 
 def test_it_refuses_an_invoice_already_fully_refunded(client, token, paid_invoice,
-                                                      billing_error, clerk):
-    mutate(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+                                                      reason, clerk):
+    mutate(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
            "invoiceRefund")
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                    "invoiceRefund", NOTHING_LEFT.format(invoice=INVOICE))
 
 
-def test_it_refuses_a_draft(client, token, make_invoice, billing_error):
+def test_it_refuses_a_draft(client, token, make_invoice, reason):
     invoice = make_invoice(issue=False)
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(invoice, reason),
                    "invoiceRefund", INVOICE_DRAFT)
 
 
-def test_it_refuses_a_cancelled_invoice(client, token, make_invoice, billing_error, clerk):
+def test_it_refuses_a_cancelled_invoice(client, token, make_invoice, reason, clerk):
     invoice = make_invoice()
     invoice_cancel(invoice=invoice, remarks="Entered twice", actor=clerk)
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(invoice, reason),
                    "invoiceRefund", INVOICE_CANCELLED.format(invoice=INVOICE))
 
 
 def test_it_refuses_a_dispute_reason_no_longer_in_use(client, token, paid_invoice,
-                                                      billing_error):
-    billing_error.is_active = False
-    billing_error.save(update_fields=["is_active"])
+                                                      reason):
+    reason.is_active = False
+    reason.save(update_fields=["is_active"])
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                    "invoiceRefund", REASON_INACTIVE.format(reason="Billing error"))
 
 
@@ -176,33 +171,33 @@ def test_it_refuses_an_unknown_dispute_reason(client, token, paid_invoice):
 
 
 def test_it_refuses_a_payment_of_another_invoice(client, token, paid_invoice, make_invoice, pay,
-                                                 billing_error):
+                                                 reason):
     other = make_invoice()
     payment = pay(other, "1.000")
 
     mutate_refused(client, token, INVOICE_REFUND,
-                   variables(paid_invoice, billing_error, payment=payment), "invoiceRefund",
+                   variables(paid_invoice, reason, payment=payment), "invoiceRefund",
                    f"No payment on {INVOICE} with id {payment.pk} in your clinics.")
 
 
 def test_it_refuses_a_payment_already_fully_refunded(client, token, make_invoice, pay,
-                                                     billing_error, clerk):
+                                                     reason, clerk):
     invoice = make_invoice()
     first = pay(invoice, "7.700")
     pay(invoice, "21.000")
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=billing_error,
+    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=reason,
                        actor=clerk, payment=first)
 
     mutate_refused(client, token, INVOICE_REFUND,
-                   variables(invoice, billing_error, payment=first), "invoiceRefund",
+                   variables(invoice, reason, payment=first), "invoiceRefund",
                    PAYMENT_FULLY_REFUNDED.format(payment="7.700 OMR"))
 
 
 def test_a_member_without_the_permission_cannot_refund(client, approver, paid_invoice,
-                                                       billing_error):
+                                                       reason):
     mutate_refused(client, api_token(approver, WRITE), INVOICE_REFUND,
-                   variables(paid_invoice, billing_error), "invoiceRefund",
+                   variables(paid_invoice, reason), "invoiceRefund",
                    NO_PERMISSION.format(action="refund invoices"))
 
 
@@ -210,26 +205,26 @@ def test_a_member_without_the_permission_cannot_refund(client, approver, paid_in
 
 
 def test_with_approval_it_refuses_without_a_request(client, token, approval_clinic, paid_invoice,
-                                                    billing_error):
-    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+                                                    reason):
+    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                    "invoiceRefund", NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic"))
 
 
 def test_with_approval_it_refuses_while_the_request_awaits_a_decision(
-        client, token, approval_clinic, paid_invoice, billing_error, clerk):
+        client, token, approval_clinic, paid_invoice, reason, clerk):
     refund_request_create(invoice=paid_invoice, remarks="Overcharged", actor=clerk)
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                    "invoiceRefund", AWAITING_DECISION.format(kind="Invoice Refund Request",
                                                              invoice=INVOICE))
 
 
 def test_with_approval_the_approved_request_authorises_it_and_is_completed(
-        client, token, approval_clinic, paid_invoice, billing_error, clerk, approver):
+        client, token, approval_clinic, paid_invoice, reason, clerk, approver):
     request = refund_request_create(invoice=paid_invoice, remarks="Overcharged", actor=clerk)
     request_approve(request=request, actor=approver)
 
-    payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                      "invoiceRefund")
 
     assert (payload["creditNote"]["amount"], payload["creditNote"]["disputeId"]) == (
@@ -242,24 +237,24 @@ def test_with_approval_the_approved_request_authorises_it_and_is_completed(
 
 
 def test_with_approval_it_refuses_more_than_the_approved_lines(
-        client, token, approval_clinic, paid_invoice, billing_error, clerk, approver):
+        client, token, approval_clinic, paid_invoice, reason, clerk, approver):
     line_a = paid_invoice.lines.order_by("position").first()
     request = refund_request_create(invoice=paid_invoice, remarks="Overcharged", actor=clerk,
                                     lines=[(line_a.pk, D("5.000"))])
     request_approve(request=request, actor=approver)
 
-    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, billing_error),
+    mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                    "invoiceRefund", LINE_OVER_APPROVED.format(
                        approved="5.000 OMR", amount="20.000 OMR", line="Item 1"))
     assert FinancialRequest.objects.get().status == RequestStatus.APPROVED
 
 
-def test_it_needs_the_billing_write_scope(client, clerk, paid_invoice, billing_error):
+def test_it_needs_the_billing_write_scope(client, clerk, paid_invoice, reason):
     mutate_without_scope(client, api_token(clerk, "billing:read approvals:write"),
-                         INVOICE_REFUND, variables(paid_invoice, billing_error),
+                         INVOICE_REFUND, variables(paid_invoice, reason),
                          "billing:write")
 
 
-def test_an_invoice_of_another_clinic_is_not_found(client, token, other_invoice, billing_error):
-    mutate_refused(client, token, INVOICE_REFUND, variables(other_invoice, billing_error),
+def test_an_invoice_of_another_clinic_is_not_found(client, token, other_invoice, reason):
+    mutate_refused(client, token, INVOICE_REFUND, variables(other_invoice, reason),
                    "invoiceRefund", f"No invoice with id {other_invoice.pk} in your clinics.")

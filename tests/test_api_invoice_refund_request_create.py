@@ -47,11 +47,6 @@ mutation ($invoiceId: ID!, $remarks: String!, $lines: [RequestLineInput!]) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
 def invoice(approval_clinic, make_invoice):
     return make_invoice()
 
@@ -160,10 +155,10 @@ def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, cle
 
 
 def test_it_refuses_an_invoice_with_nothing_left_to_credit(client, token, clinic, make_invoice,
-                                                           billing_error, clerk):
+                                                           reason, clerk):
     invoice = make_invoice()
     credit_note_create(invoice=invoice, lines=[(line.pk, None) for line in invoice.lines.all()],
-                       dispute_reason=billing_error, actor=clerk)
+                       dispute_reason=reason, actor=clerk)
     clinic.refund_policy = Policy.APPROVAL
     clinic.save(update_fields=["refund_policy"])
 

@@ -25,13 +25,8 @@ from api.body import (
 from api.cost import TOO_COSTLY
 from api.queries import OFFSET_TOO_FAR
 
-from .api_helpers import WRITE, api_token, gql_response
+from .api_helpers import gql_response
 from .conftest import ledger_state
-
-
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
 
 
 @pytest.fixture

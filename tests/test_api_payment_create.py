@@ -44,11 +44,6 @@ mutation ($invoiceId: ID!, $amount: Decimal!, $paymentMethodId: ID!, $reference:
 """
 
 
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
 def variables(invoice, amount, method, reference=""):
     return {"invoiceId": str(invoice.pk), "amount": amount, "paymentMethodId": str(method.pk),
             "reference": reference}

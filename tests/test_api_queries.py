@@ -30,16 +30,6 @@ D = Decimal
 
 
 @pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
-
-
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, "billing:read")
-
-
-@pytest.fixture
 def austin(other_clinic, outsider):
     """AUSTIN (USD), where only `outsider` works: a tax rate, a patient, a cash method."""
     return SimpleNamespace(
@@ -65,8 +55,8 @@ def ids(items):
 # -- each query sees the caller's clinics only -----------------------------------------------------
 
 @pytest.mark.django_db
-def test_clinics_lists_only_the_callers_clinics(client, token, clinic, other_clinic):
-    body = gql(client, token, "{ clinics { id code name currencyId timezone refundPolicy "
+def test_clinics_lists_only_the_callers_clinics(client, read_token, clinic, other_clinic):
+    body = gql(client, read_token, "{ clinics { id code name currencyId timezone refundPolicy "
                               "cancellationPolicy } }")
     assert body == {"data": {"clinics": [{
         "id": str(clinic.pk), "code": "MUSCAT", "name": "Muscat Clinic", "currencyId": "OMR",
@@ -75,61 +65,62 @@ def test_clinics_lists_only_the_callers_clinics(client, token, clinic, other_cli
 
 
 @pytest.mark.django_db
-def test_policies_are_upper_case_enums(client, token, approval_clinic):
-    body = gql(client, token, "{ clinics { refundPolicy cancellationPolicy } }")
+def test_policies_are_upper_case_enums(client, read_token, approval_clinic):
+    body = gql(client, read_token, "{ clinics { refundPolicy cancellationPolicy } }")
     assert body["data"]["clinics"] == [{"refundPolicy": "APPROVAL",
                                         "cancellationPolicy": "APPROVAL"}]
 
 
 @pytest.mark.django_db
-def test_tax_rates_of_the_callers_clinic_only(client, token, clinic, vat, austin):
+def test_tax_rates_of_the_callers_clinic_only(client, read_token, clinic, vat, austin):
     TaxRateFactory(clinic=clinic, name="Reduced 12.5%", percentage=D("12.5"))
     query = "query($c: ID!) { taxRates(clinicId: $c) { id name percentage isActive } }"
-    mine = gql(client, token, query, {"c": str(clinic.pk)})["data"]["taxRates"]
+    mine = gql(client, read_token, query, {"c": str(clinic.pk)})["data"]["taxRates"]
     assert [(r["name"], r["percentage"], r["isActive"]) for r in mine] == [
         ("Reduced 12.5%", "12.5", True), ("VAT 5%", "5", True)]
-    assert gql(client, token, query, {"c": str(austin.clinic.pk)}) == {"data": {"taxRates": []}}
-    assert gql(client, token, query, {"c": "nope"}) == {"data": {"taxRates": []}}
+    assert gql(client, read_token, query, {"c": str(austin.clinic.pk)}) == {
+        "data": {"taxRates": []}}
+    assert gql(client, read_token, query, {"c": "nope"}) == {"data": {"taxRates": []}}
 
 
 @pytest.mark.django_db
-def test_payment_methods_of_the_callers_clinic_only(client, token, clinic, cash, austin):
+def test_payment_methods_of_the_callers_clinic_only(client, read_token, clinic, cash, austin):
     PaymentMethodFactory(clinic=clinic, name="Online card", kind="gateway", gateway="sandbox")
     query = "query($c: ID!) { paymentMethods(clinicId: $c) { id name kind isActive } }"
-    mine = gql(client, token, query, {"c": str(clinic.pk)})["data"]["paymentMethods"]
+    mine = gql(client, read_token, query, {"c": str(clinic.pk)})["data"]["paymentMethods"]
     assert [(m["name"], m["kind"]) for m in mine] == [("Cash", "MANUAL"),
                                                       ("Online card", "GATEWAY")]
-    assert gql(client, token, query, {"c": str(austin.clinic.pk)}) == {
+    assert gql(client, read_token, query, {"c": str(austin.clinic.pk)}) == {
         "data": {"paymentMethods": []}}
 
 
 @pytest.mark.django_db
-def test_dispute_reasons_are_the_active_ones(client, token):
+def test_dispute_reasons_are_the_active_ones(client, read_token):
     DisputeReason.objects.all().delete()
     DisputeReasonFactory(name="Billing error")
     DisputeReasonFactory(name="Duplicate payment")
     DisputeReason.objects.create(name="Retired reason", is_active=False)
-    body = gql(client, token, "{ disputeReasons { id name isActive } }")
+    body = gql(client, read_token, "{ disputeReasons { id name isActive } }")
     assert [(r["name"], r["isActive"]) for r in body["data"]["disputeReasons"]] == [
         ("Billing error", True), ("Duplicate payment", True)]
 
 
 @pytest.mark.django_db
-def test_invoice_by_id_only_in_the_callers_clinics(client, token, make_invoice, pay,
+def test_invoice_by_id_only_in_the_callers_clinics(client, read_token, make_invoice, pay,
                                                    austin_invoice):
     invoice = make_invoice()
     pay(invoice, "28.700")
     query = "query($id: ID!) { invoice(id: $id) { id number status total } }"
-    assert gql(client, token, query, {"id": str(invoice.pk)}) == {"data": {"invoice": {
+    assert gql(client, read_token, query, {"id": str(invoice.pk)}) == {"data": {"invoice": {
         "id": str(invoice.pk), "number": invoice.number, "status": "PAID", "total": "28.700"}}}
-    assert gql(client, token, query, {"id": str(austin_invoice.pk)}) == {
+    assert gql(client, read_token, query, {"id": str(austin_invoice.pk)}) == {
         "data": {"invoice": None}}
-    assert gql(client, token, query, {"id": "999999"}) == {"data": {"invoice": None}}
-    assert gql(client, token, query, {"id": "not-a-number"}) == {"data": {"invoice": None}}
+    assert gql(client, read_token, query, {"id": "999999"}) == {"data": {"invoice": None}}
+    assert gql(client, read_token, query, {"id": "not-a-number"}) == {"data": {"invoice": None}}
 
 
 @pytest.mark.django_db
-def test_credit_notes_only_in_the_callers_clinics(client, token, clerk, make_invoice, pay,
+def test_credit_notes_only_in_the_callers_clinics(client, read_token, clerk, make_invoice, pay,
                                                   reason, outsider, austin_invoice):
     invoice = make_invoice()
     pay(invoice, "28.700")
@@ -141,7 +132,7 @@ def test_credit_notes_only_in_the_callers_clinics(client, token, clerk, make_inv
     one = ("query($id: ID!) { creditNote(id: $id) { id number kind amount subtotal taxAmount "
            "amountApplied amountUnapplied currencyId creditedInvoiceId entityId "
            "disputeReasonId disputeId isCredit lines { invoiceLineId net tax total } } }")
-    body = gql(client, token, one, {"id": str(note.pk)})
+    body = gql(client, read_token, one, {"id": str(note.pk)})
     assert body["data"]["creditNote"] == {
         "id": str(note.pk), "number": note.number, "kind": "REFUND", "amount": "5.250",
         "subtotal": "5.000", "taxAmount": "0.250", "amountApplied": "0.000",
@@ -151,17 +142,17 @@ def test_credit_notes_only_in_the_callers_clinics(client, token, clerk, make_inv
         "lines": [{"invoiceLineId": str(line_a.pk), "net": "5.000", "tax": "0.250",
                    "total": "5.250"}],
     }
-    assert gql(client, token, one, {"id": str(theirs.pk)}) == {"data": {"creditNote": None}}
+    assert gql(client, read_token, one, {"id": str(theirs.pk)}) == {"data": {"creditNote": None}}
 
     many = "query($i: ID!) { creditNotes(invoiceId: $i) { id } }"
-    assert gql(client, token, many, {"i": str(invoice.pk)}) == {
+    assert gql(client, read_token, many, {"i": str(invoice.pk)}) == {
         "data": {"creditNotes": [{"id": str(note.pk)}]}}
-    assert gql(client, token, many, {"i": str(austin_invoice.pk)}) == {
+    assert gql(client, read_token, many, {"i": str(austin_invoice.pk)}) == {
         "data": {"creditNotes": []}}
 
 
 @pytest.mark.django_db
-def test_financial_requests_only_in_the_callers_clinics(client, token, clerk, approval_clinic,
+def test_financial_requests_only_in_the_callers_clinics(client, read_token, clerk, approval_clinic,
                                                         make_invoice, pay, austin,
                                                         austin_invoice, outsider):
     mine_paid = make_invoice()
@@ -177,33 +168,33 @@ def test_financial_requests_only_in_the_callers_clinics(client, token, clerk, ap
     expected = [{"id": str(mine.pk), "kind": "REFUND", "status": "REQUESTED",
                  "invoiceId": str(mine_paid.pk), "requestedBy": "clerk", "decidedBy": None,
                  "creditNoteId": None, "remarks": "Overcharged"}]
-    assert gql(client, token, query)["data"]["financialRequests"] == expected
-    assert gql(client, token, query, {"c": str(approval_clinic.pk), "s": "REQUESTED"})[
+    assert gql(client, read_token, query)["data"]["financialRequests"] == expected
+    assert gql(client, read_token, query, {"c": str(approval_clinic.pk), "s": "REQUESTED"})[
         "data"]["financialRequests"] == expected
-    assert gql(client, token, query, {"s": "APPROVED"})["data"]["financialRequests"] == []
-    assert gql(client, token, query, {"c": str(austin.clinic.pk)})[
+    assert gql(client, read_token, query, {"s": "APPROVED"})["data"]["financialRequests"] == []
+    assert gql(client, read_token, query, {"c": str(austin.clinic.pk)})[
         "data"]["financialRequests"] == []
     # the outsider sees theirs only
     outsiders = gql(client, api_token(outsider, "billing:read"), query)
     assert ids(outsiders["data"]["financialRequests"]) == [str(theirs.pk)]
 
 
-def test_an_invoice_shows_its_patient_account(client, token, make_invoice, account):
+def test_an_invoice_shows_its_patient_account(client, read_token, make_invoice, account):
     invoice = make_invoice()
     query = "query($id: ID!) { invoice(id: $id) { accountId account { id name number } } }"
-    assert gql(client, token, query, {"id": str(invoice.pk)})["data"]["invoice"] == {
+    assert gql(client, read_token, query, {"id": str(invoice.pk)})["data"]["invoice"] == {
         "accountId": str(account.pk),
         "account": {"id": str(account.pk), "name": "Aisha Al-Balushi", "number": "P00001"}}
 
 
-def test_financial_requests_page_with_first_and_offset(client, token, clerk, approval_clinic,
+def test_financial_requests_page_with_first_and_offset(client, read_token, clerk, approval_clinic,
                                                        make_invoice):
     requests = [refund_request_create(invoice=make_invoice(), remarks=f"Request {n}",
                                       actor=clerk) for n in range(3)]
     query = ("query($first: Int!, $offset: Int!) { financialRequests(first: $first, "
              "offset: $offset) { id } }")
     newest_first = [str(request.pk) for request in reversed(requests)]
-    page = gql(client, token, query, {"first": 2, "offset": 1})["data"]["financialRequests"]
+    page = gql(client, read_token, query, {"first": 2, "offset": 1})["data"]["financialRequests"]
     assert ids(page) == newest_first[1:3]
 
 
@@ -236,51 +227,51 @@ def some_invoices(clinic, make_invoice, pay):
 
 
 @pytest.mark.django_db
-def test_invoices_lists_the_callers_clinics_newest_first(client, token, some_invoices,
+def test_invoices_lists_the_callers_clinics_newest_first(client, read_token, some_invoices,
                                                          austin_invoice):
-    assert listed(client, token) == some_invoices.newest_first
+    assert listed(client, read_token) == some_invoices.newest_first
 
 
 @pytest.mark.django_db
-def test_invoices_by_clinic(client, token, clinic, some_invoices, austin_invoice):
-    assert listed(client, token, c=str(clinic.pk)) == some_invoices.newest_first
-    assert listed(client, token, c=str(austin_invoice.clinic_id)) == []
+def test_invoices_by_clinic(client, read_token, clinic, some_invoices, austin_invoice):
+    assert listed(client, read_token, c=str(clinic.pk)) == some_invoices.newest_first
+    assert listed(client, read_token, c=str(austin_invoice.clinic_id)) == []
 
 
 @pytest.mark.django_db
-def test_invoices_search_by_number_and_patient(client, token, some_invoices, austin_invoice):
+def test_invoices_search_by_number_and_patient(client, read_token, some_invoices, austin_invoice):
     target = some_invoices.issued[0]
-    assert listed(client, token, q=target.number) == [target.pk]
-    assert listed(client, token, q="salim") == [some_invoices.paid[1].pk]
-    assert listed(client, token, q="P00777") == [some_invoices.paid[1].pk]
-    assert listed(client, token, q=austin_invoice.number) == []
-    assert listed(client, token, q="Austin Patient") == []
+    assert listed(client, read_token, q=target.number) == [target.pk]
+    assert listed(client, read_token, q="salim") == [some_invoices.paid[1].pk]
+    assert listed(client, read_token, q="P00777") == [some_invoices.paid[1].pk]
+    assert listed(client, read_token, q=austin_invoice.number) == []
+    assert listed(client, read_token, q="Austin Patient") == []
 
 
 @pytest.mark.django_db
-def test_invoices_by_status(client, token, some_invoices, austin_invoice):
-    assert listed(client, token, s="PAID") == [p.pk for p in reversed(some_invoices.paid)]
-    assert listed(client, token, s="ISSUED") == [i.pk for i in reversed(some_invoices.issued)]
-    assert listed(client, token, s="DRAFT") == [some_invoices.draft.pk]
-    assert listed(client, token, s="REFUNDED") == []
+def test_invoices_by_status(client, read_token, some_invoices, austin_invoice):
+    assert listed(client, read_token, s="PAID") == [p.pk for p in reversed(some_invoices.paid)]
+    assert listed(client, read_token, s="ISSUED") == [i.pk for i in reversed(some_invoices.issued)]
+    assert listed(client, read_token, s="DRAFT") == [some_invoices.draft.pk]
+    assert listed(client, read_token, s="REFUNDED") == []
 
 
 @pytest.mark.django_db
-def test_invoices_status_must_be_an_enum_value(client, token, some_invoices):
-    body = gql(client, token, INVOICES, {"s": "paid"})
+def test_invoices_status_must_be_an_enum_value(client, read_token, some_invoices):
+    body = gql(client, read_token, INVOICES, {"s": "paid"})
     assert body.get("data") is None
     assert "InvoiceStatus" in body["errors"][0]["message"]
 
 
 @pytest.mark.django_db
-def test_invoices_first_and_offset(client, token, some_invoices):
+def test_invoices_first_and_offset(client, read_token, some_invoices):
     newest_first = some_invoices.newest_first
-    assert listed(client, token, first=2) == newest_first[:2]
-    assert listed(client, token, first=2, offset=2) == newest_first[2:4]
-    assert listed(client, token, first=2, offset=4) == newest_first[4:]
-    assert listed(client, token, offset=5) == []
-    assert listed(client, token, first=0) == []
-    assert listed(client, token, first=-3, offset=-3) == []  # negative values count as 0
+    assert listed(client, read_token, first=2) == newest_first[:2]
+    assert listed(client, read_token, first=2, offset=2) == newest_first[2:4]
+    assert listed(client, read_token, first=2, offset=4) == newest_first[4:]
+    assert listed(client, read_token, offset=5) == []
+    assert listed(client, read_token, first=0) == []
+    assert listed(client, read_token, first=-3, offset=-3) == []  # negative values count as 0
 
 
 def test_the_page_size_limit_is_100():
@@ -288,10 +279,10 @@ def test_the_page_size_limit_is_100():
 
 
 @pytest.mark.django_db
-def test_invoices_first_is_capped_at_the_page_size_limit(client, token, some_invoices):
+def test_invoices_first_is_capped_at_the_page_size_limit(client, read_token, some_invoices):
     with override_settings(API_MAX_PAGE_SIZE=3):
-        assert listed(client, token, first=100) == some_invoices.newest_first[:3]
-        assert listed(client, token, first=3, offset=3) == some_invoices.newest_first[3:]
+        assert listed(client, read_token, first=100) == some_invoices.newest_first[:3]
+        assert listed(client, read_token, first=3, offset=3) == some_invoices.newest_first[3:]
 
 
 # -- money, enums, percentages ---------------------------------------------------------------------
@@ -304,10 +295,10 @@ INVOICE_MONEY = """query($id: ID!) { invoice(id: $id) {
 
 
 @pytest.mark.django_db
-def test_money_has_the_places_of_the_omr(client, token, make_invoice, pay):
+def test_money_has_the_places_of_the_omr(client, read_token, make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.7")
-    body = gql(client, token, INVOICE_MONEY, {"id": str(invoice.pk)})["data"]["invoice"]
+    body = gql(client, read_token, INVOICE_MONEY, {"id": str(invoice.pk)})["data"]["invoice"]
     assert {k: body[k] for k in ("status", "currencyId", "subtotal", "taxAmount", "total",
                                  "amountPaid", "amountRefunded", "amountCredited",
                                  "balanceDue")} == {
@@ -336,14 +327,14 @@ def test_money_has_the_places_of_the_usd(client, outsider, austin_invoice):
 
 
 @pytest.mark.django_db
-def test_refunded_invoice_statuses_and_refund_enums(client, token, clerk, make_invoice, pay,
+def test_refunded_invoice_statuses_and_refund_enums(client, read_token, clerk, make_invoice, pay,
                                                     reason):
     invoice = make_invoice()
     pay(invoice, "28.700")
     invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
     query = ("query($id: ID!) { invoice(id: $id) { status amountRefunded balanceDue "
              "creditNotes { kind amount } refunds { status amount currencyId } } }")
-    body = gql(client, token, query, {"id": str(invoice.pk)})["data"]["invoice"]
+    body = gql(client, read_token, query, {"id": str(invoice.pk)})["data"]["invoice"]
     assert body == {"status": "REFUNDED", "amountRefunded": "28.700", "balanceDue": "0.000",
                     "creditNotes": [{"kind": "REFUND", "amount": "28.700"}],
                     "refunds": [{"status": "AWAITING_PAYOUT", "amount": "28.700",
@@ -396,13 +387,13 @@ def _count_queries(client, token):
 
 @pytest.mark.django_db
 def test_the_invoice_list_costs_the_same_sql_queries_for_5_or_50_rows(
-        client, token, clinic, clerk, make_invoice, pay, reason, austin_invoice):
+        client, read_token, clinic, clerk, make_invoice, pay, reason, austin_invoice):
     populate = dict(clinic=clinic, clerk=clerk, make_invoice=make_invoice, pay=pay,
                     reason=reason)
     _populate(5, **populate)
-    few_queries, few = _count_queries(client, token)
+    few_queries, few = _count_queries(client, read_token)
     _populate(45, **populate)
-    many_queries, many = _count_queries(client, token)
+    many_queries, many = _count_queries(client, read_token)
 
     assert len(few) == 5
     assert len(many) == 50
@@ -431,7 +422,7 @@ LIST_WITH_EVERY_FIELD = """{ invoices(first: 35) {
 
 @pytest.mark.django_db
 def test_every_field_of_the_invoice_list_costs_the_same_sql_queries_for_5_or_35_rows(
-        client, token, clinic, clerk, make_invoice, pay, reason):
+        client, read_token, clinic, clerk, make_invoice, pay, reason):
     """Money fields of nested rows read their currency from the parent: still no query per
     row. (35 rows with every field is about the most one request may ask for: api.cost.)"""
     populate = dict(clinic=clinic, clerk=clerk, make_invoice=make_invoice, pay=pay,
@@ -440,7 +431,7 @@ def test_every_field_of_the_invoice_list_costs_the_same_sql_queries_for_5_or_35_
     for count in (5, 30):
         _populate(count, **populate)
         with CaptureQueriesContext(connection) as queries:
-            body = gql(client, token, LIST_WITH_EVERY_FIELD)
+            body = gql(client, read_token, LIST_WITH_EVERY_FIELD)
         assert "errors" not in body, body
         counts.append(len(queries))
     assert len(body["data"]["invoices"]) == 35
@@ -450,7 +441,7 @@ def test_every_field_of_the_invoice_list_costs_the_same_sql_queries_for_5_or_35_
 
 @pytest.mark.django_db
 def test_financial_requests_and_credit_notes_cost_the_same_sql_queries_for_few_or_many(
-        client, token, clinic, clerk, approver, make_invoice, pay, reason):
+        client, read_token, clinic, clerk, approver, make_invoice, pay, reason):
     from approvals.services import request_approve
 
     def add_requests(count):
@@ -479,9 +470,9 @@ def test_financial_requests_and_credit_notes_cost_the_same_sql_queries_for_few_o
             credit_note_create(invoice=invoice, lines=[(line, D("1.000"))],
                                dispute_reason=reason, actor=clerk)
         with CaptureQueriesContext(connection) as requests_queries:
-            requests = gql(client, token, requests_query)["data"]["financialRequests"]
+            requests = gql(client, read_token, requests_query)["data"]["financialRequests"]
         with CaptureQueriesContext(connection) as notes_queries:
-            notes = gql(client, token, notes_query, {"i": str(invoice.pk)})["data"][
+            notes = gql(client, read_token, notes_query, {"i": str(invoice.pk)})["data"][
                 "creditNotes"]
         assert all(r["decidedBy"] == "approver" and r["creditNoteId"] for r in requests)
         assert len(notes) == count
@@ -499,11 +490,11 @@ def _nested(depth):
 
 
 @pytest.mark.django_db
-def test_a_query_deeper_than_the_limit_is_refused(client, token):
+def test_a_query_deeper_than_the_limit_is_refused(client, read_token):
     """The schema has no type cycle, so a query the schema accepts never gets this deep: the
     served limiter is shown with a selection deeper than API_MAX_QUERY_DEPTH."""
     limit = settings.API_MAX_QUERY_DEPTH
-    response = gql_response(client, token, _nested(limit + 2))
+    response = gql_response(client, read_token, _nested(limit + 2))
     body = response.json()
     assert body.get("data") is None
     messages = [error["message"] for error in body["errors"]]
@@ -560,8 +551,8 @@ def test_introspection_can_be_switched_on():
 
 
 @pytest.mark.django_db
-def test_the_served_schema_follows_the_introspection_setting(client, token):
-    body = gql(client, token, INTROSPECTION)
+def test_the_served_schema_follows_the_introspection_setting(client, read_token):
+    body = gql(client, read_token, INTROSPECTION)
     if settings.API_INTROSPECTION:
         assert "errors" not in body
     else:

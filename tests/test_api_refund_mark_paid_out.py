@@ -34,16 +34,11 @@ mutation ($refundId: ID!, $remarks: String) {{
 
 
 @pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-@pytest.fixture
-def cash_refund(make_invoice, pay, billing_error, clerk):
+def cash_refund(make_invoice, pay, reason, clerk):
     """A full refund of an invoice paid in cash, awaiting its payout."""
     invoice = make_invoice()
     pay(invoice, "28.700")
-    return invoice_refund(invoice=invoice, dispute_reason=billing_error, actor=clerk).refunds.get()
+    return invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk).refunds.get()
 
 
 def variables(refund, remarks="Paid at the front desk"):
@@ -76,10 +71,10 @@ def test_a_refund_already_paid_out_cannot_be_marked_again(client, token, cash_re
 
 
 def test_a_gateway_refund_cannot_be_marked_paid_out(client, token, make_invoice, pay,
-                                                    online_card, billing_error, clerk):
+                                                    online_card, reason, clerk):
     invoice = make_invoice()
     pay(invoice, "28.700", method=online_card, reference="ch_1")
-    refund = invoice_refund(invoice=invoice, dispute_reason=billing_error,
+    refund = invoice_refund(invoice=invoice, dispute_reason=reason,
                             actor=clerk).refunds.get()
 
     mutate_refused(client, token, MARK_PAID_OUT, variables(refund), "refundMarkPaidOut",
@@ -98,10 +93,10 @@ def test_it_needs_the_billing_write_scope(client, clerk, cash_refund):
 
 
 def test_a_refund_of_another_clinic_is_not_found(client, token, other_invoice, outsider,
-                                                 billing_error):
+                                                 reason):
     cash = PaymentMethodFactory(clinic=other_invoice.clinic, name="Cash")
     payment_record(invoice=other_invoice, method=cash, amount=D("28.70"), actor=outsider)
-    refund = invoice_refund(invoice=other_invoice, dispute_reason=billing_error,
+    refund = invoice_refund(invoice=other_invoice, dispute_reason=reason,
                             actor=outsider).refunds.get()
 
     mutate_refused(client, token, MARK_PAID_OUT, variables(refund), "refundMarkPaidOut",

@@ -35,24 +35,19 @@ mutation ($refundId: ID!) {{
 """
 
 
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
-
-
-def refund_by_card(make_invoice, pay, online_card, billing_error, clerk, capture, reference):
+def refund_by_card(make_invoice, pay, online_card, reason, clerk, capture, reference):
     """A full refund of an invoice paid by card, sent to the sandbox gateway."""
     invoice = make_invoice()
     pay(invoice, "28.700", method=online_card, reference=reference)
     with capture(execute=True):
-        note = invoice_refund(invoice=invoice, dispute_reason=billing_error, actor=clerk)
+        note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
     return note.refunds.get()
 
 
 @pytest.fixture
-def failed_refund(make_invoice, pay, online_card, billing_error, clerk,
+def failed_refund(make_invoice, pay, online_card, reason, clerk,
                   django_capture_on_commit_callbacks):
-    refund = refund_by_card(make_invoice, pay, online_card, billing_error, clerk,
+    refund = refund_by_card(make_invoice, pay, online_card, reason, clerk,
                             django_capture_on_commit_callbacks, "fail_card_declined")
     refund.refresh_from_db()
     assert (refund.status, refund.failure_reason) == (RefundStatus.FAILED, DECLINED)
@@ -109,21 +104,21 @@ def test_a_declined_retry_fails_again_and_can_be_retried_later(
     ("pending_1", "pending"),
 ])
 def test_only_a_failed_refund_can_be_retried(client, token, make_invoice, pay, online_card,
-                                             billing_error, clerk,
+                                             reason, clerk,
                                              django_capture_on_commit_callbacks, reference,
                                              status):
-    refund = refund_by_card(make_invoice, pay, online_card, billing_error, clerk,
+    refund = refund_by_card(make_invoice, pay, online_card, reason, clerk,
                             django_capture_on_commit_callbacks, reference)
 
     mutate_refused(client, token, REFUND_RETRY, variables(refund), "refundRetry",
                    RETRY_NOT_FAILED.format(status=status))
 
 
-def test_a_manual_refund_cannot_be_retried(client, token, make_invoice, pay, billing_error,
+def test_a_manual_refund_cannot_be_retried(client, token, make_invoice, pay, reason,
                                            clerk):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    refund = invoice_refund(invoice=invoice, dispute_reason=billing_error,
+    refund = invoice_refund(invoice=invoice, dispute_reason=reason,
                             actor=clerk).refunds.get()
 
     mutate_refused(client, token, REFUND_RETRY, variables(refund), "refundRetry",
@@ -141,14 +136,14 @@ def test_it_needs_the_billing_write_scope(client, clerk, failed_refund):
 
 
 def test_a_refund_of_another_clinic_is_not_found(client, token, other_invoice, outsider,
-                                                 billing_error,
+                                                 reason,
                                                  django_capture_on_commit_callbacks):
     card = PaymentMethodFactory(clinic=other_invoice.clinic, name="Online card",
                                 kind="gateway", gateway="sandbox")
     payment_record(invoice=other_invoice, method=card, amount=D("28.70"), actor=outsider,
                    reference="fail_1")
     with django_capture_on_commit_callbacks(execute=True):
-        refund = invoice_refund(invoice=other_invoice, dispute_reason=billing_error,
+        refund = invoice_refund(invoice=other_invoice, dispute_reason=reason,
                                 actor=outsider).refunds.get()
 
     mutate_refused(client, token, REFUND_RETRY, variables(refund), "refundRetry",

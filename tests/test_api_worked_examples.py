@@ -98,8 +98,8 @@ class Api:
 
 
 @pytest.fixture
-def api(client, clerk, billing_error):
-    return Api(client, clerk, billing_error)
+def api(client, clerk, reason):
+    return Api(client, clerk, reason)
 
 
 @pytest.fixture
@@ -196,8 +196,8 @@ def test_a_hundred_credits_of_0_010_credit_exactly_the_tax_of_the_line(api, acco
 
 
 def test_the_first_example_in_usd_has_two_places(client, other_clinic, outsider,
-                                                 billing_error):
-    api = Api(client, outsider, billing_error)
+                                                 reason):
+    api = Api(client, outsider, reason)
     rate = TaxRateFactory(clinic=other_clinic, name="Sales tax 5%", percentage=D("5"))
     account = AccountFactory(clinic=other_clinic, name="John Doe", number="A00001")
     cash = PaymentMethodFactory(clinic=other_clinic, name="Cash")

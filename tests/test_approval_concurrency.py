@@ -2,14 +2,11 @@
 queue on its row lock, so exactly one decision wins and the others get a clear message; staff
 submitting at once queue on the invoice row, so one request is opened.
 
-Each thread has its own database connection (closed when it ends); the threads start together
-at a barrier and are joined with a timeout, so a hang fails the test."""
-
-import threading
+The calls race through tests/concurrency.py: each thread has its own database connection
+(closed when it ends), the threads start together at a barrier and are joined with a timeout,
+so a hang fails the test."""
 
 import pytest
-from django.contrib.auth.models import User
-from django.db import connection
 
 from approvals.gate import NEEDS_REFUND_REQUEST
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
@@ -24,55 +21,17 @@ from approvals.services import (
     request_withdraw,
 )
 from audit.models import AuditEvent
-from billing.exceptions import BusinessRuleError
 from billing.models import Policy
 from refunds.models import CreditNote
 from refunds.services import credit_note_create
 
+from .concurrency import as_user, race, unexpected
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory, approver_factory, clerk_factory
+from .factories import approver_factory, clerk_factory
 
-JOIN_TIMEOUT = 60
 DECIDED_PREFIX = "This request was already decided by "
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(calls):
-    """Run each call in its own thread (its own connection), all released at once by a barrier.
-    Returns [(ok, value_or_exception)] in the order of `calls`; fails on a hang."""
-    barrier = threading.Barrier(len(calls), timeout=30)
-    outcomes = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait()
-            outcomes[index] = (True, call())
-        except BaseException as error:  # reported by the caller's assertions
-            outcomes[index] = (False, error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call), daemon=True)
-               for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_TIMEOUT)
-    hung = [i for i, thread in enumerate(threads) if thread.is_alive()]
-    assert hung == [], f"calls {hung} did not finish within {JOIN_TIMEOUT} s (deadlock?)"
-    return outcomes
-
-
-def as_user(user):
-    """A fresh copy of the user for a thread (permission caches are per instance)."""
-    return User.objects.get(pk=user.pk)
-
-
-def unexpected(outcomes):
-    """Every failure that is not a refusal staff can act on."""
-    return [repr(value) for ok, value in outcomes
-            if not ok and not isinstance(value, BusinessRuleError)]
 
 
 @pytest.fixture
@@ -102,7 +61,7 @@ def race_to_decide(kind, invoice, clerk, approvers):
                                       remarks="Not agreed")
 
     calls = [approve(a) for a in approvers[:4]] + [reject(a) for a in approvers[4:]]
-    return request, run_together(calls)
+    return request, race(*calls)
 
 
 @pytest.mark.parametrize("kind", [RequestKind.REFUND, RequestKind.CANCELLATION])
@@ -155,7 +114,7 @@ def test_two_clerks_submitting_a_refund_request_at_once_open_exactly_one(
         return lambda: refund_request_create(invoice=invoice, remarks=remarks,
                                              actor=as_user(user))
 
-    outcomes = run_together([submit(clerk, "Overcharged"), submit(clerk2, "Charged twice")])
+    outcomes = race(submit(clerk, "Overcharged"), submit(clerk2, "Charged twice"))
 
     # then exactly one request is open, and the other clerk is told whose it is
     assert unexpected(outcomes) == []
@@ -183,7 +142,7 @@ def test_eight_clerks_submitting_both_kinds_at_once_open_one_request_of_each(
 
     calls = ([submit(refund_request_create, c) for c in clerks[:4]]
              + [submit(cancellation_request_create, c) for c in clerks[4:]])
-    outcomes = run_together(calls)
+    outcomes = race(*calls)
 
     # then one of each kind was opened, the six others refused
     assert unexpected(outcomes) == []
@@ -201,10 +160,10 @@ def test_a_requester_withdrawing_while_an_approver_approves_leaves_one_outcome(
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
 
     # when the requester withdraws it while the approver approves it
-    outcomes = run_together([
+    outcomes = race(
         lambda: request_withdraw(request=request, actor=as_user(clerk)),
         lambda: request_approve(request=request, actor=as_user(approver)),
-    ])
+    )
 
     # then one of them happened, and the other was told why it could not
     assert unexpected(outcomes) == []
@@ -222,11 +181,10 @@ def test_a_requester_withdrawing_while_an_approver_approves_leaves_one_outcome(
 
 
 def test_one_approval_carried_out_twice_at_once_is_used_once(
-        invoice, clerk, clerk2, approver, clinic):
+        invoice, clerk, clerk2, approver, clinic, reason):
     # given an approved refund request without proposed lines
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
     request_approve(request=request, actor=approver)
-    reason = DisputeReasonFactory(name="Billing error")
     line_a, line_b = invoice.lines.order_by("position")
 
     # when two clerks credit a different line each, on the strength of it, at the same time
@@ -234,7 +192,7 @@ def test_one_approval_carried_out_twice_at_once_is_used_once(
         return lambda: credit_note_create(invoice=invoice, lines=[(line.pk, None)],
                                           dispute_reason=reason, actor=as_user(user))
 
-    outcomes = run_together([credit(clerk, line_a), credit(clerk2, line_b)])
+    outcomes = race(credit(clerk, line_a), credit(clerk2, line_b))
 
     # then one credit note was made and consumed the approval; the other needs a new request
     assert unexpected(outcomes) == []

@@ -38,11 +38,6 @@ D = Decimal
 
 
 @pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
-
-
-@pytest.fixture
 def unpaid(approval_clinic, make_invoice):
     """An issued, unpaid invoice of the approval clinic: line A 2 × 10.000, line B 1 × 7.333,
     5 % VAT (28.700 OMR)."""

@@ -41,7 +41,7 @@ from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
 from billing.text import REMARKS_TOO_LONG
 from refunds.services import credit_note_create, invoice_cancel, invoice_refund
 
-from .factories import DisputeReasonFactory, UserFactory, approver_factory, clerk_factory
+from .factories import UserFactory, approver_factory, clerk_factory
 
 D = Decimal
 
@@ -50,11 +50,6 @@ CREATE = {
     RequestKind.CANCELLATION: cancellation_request_create,
 }
 KINDS = [RequestKind.REFUND, RequestKind.CANCELLATION]
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ class World:
 
     @cached_property
     def reason(self):
-        return self._fixture("billing_error")
+        return self._fixture("reason")
 
     def _invoice(self, *, issue=True, paid=None, reference=""):
         invoice = self._fixture("make_invoice")(issue=issue)

@@ -2,8 +2,6 @@
 
 from decimal import Decimal
 
-import pytest
-
 from audit.models import AuditEvent
 from billing.models import Invoice, InvoiceStatus
 from billing.services import DISCARD_NOT_DRAFT, invoice_discard
@@ -11,14 +9,7 @@ from refunds import services
 from refunds.models import CreditNoteKind
 from refunds.services import credit_note_create, invoice_cancel, invoice_refund
 
-from .factories import DisputeReasonFactory
-
 D = Decimal
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 def test_cancelling_an_unpaid_invoice_credits_its_balance(make_invoice, clerk):

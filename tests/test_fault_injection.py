@@ -25,9 +25,8 @@ from billing.faults import TEMPORARY_PROBLEM
 from billing.models import Invoice, NumberSeries, Payment
 from refunds.models import CreditNote, Refund
 
-from .api_helpers import WRITE, api_token, gql_response
+from .api_helpers import gql_response
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory
 
 D = Decimal
 
@@ -56,11 +55,6 @@ INTERNALS = ("terminating connection", "canceling statement", "psycopg", "Traceb
              "server closed the connection", "administrator command")
 DRIVER_MESSAGES = ("terminating connection", "canceling statement", "server closed the connection",
                    "connection already closed", "the connection is closed", "connection is lost")
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
@@ -160,9 +154,8 @@ def _refund_until_answered(client, token, invoice, reason, attempts: list):
 
 
 def test_keyed_refunds_survive_sessions_terminated_and_cancelled_under_them(
-        clerk, paid_invoices, reason, caplog):
+        token, paid_invoices, reason, caplog):
     caplog.set_level(logging.ERROR, logger="billing.faults")
-    token = api_token(clerk, WRITE)
     database = connection.settings_dict["NAME"]
     saboteur = Saboteur(database=database, spared_pid=_own_backend_pid())
     attempts_of = [[] for _ in range(CLIENTS)]

@@ -20,14 +20,12 @@ from refunds.models import CreditNote
 from refunds.services import NOTHING_PAID
 
 from .api_helpers import (
-    WRITE,
     api_state,
     api_token,
     gql_response,
     scope_message,
 )
 from .conftest import ledger_state
-from .factories import DisputeReasonFactory
 
 D = Decimal
 
@@ -68,20 +66,10 @@ pytestmark = pytest.mark.django_db
 # -- fixtures and helpers --------------------------------------------------------------------------
 
 @pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
-
-
-@pytest.fixture
 def paid_invoice(make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "28.700")
     return invoice
-
-
-@pytest.fixture
-def token(clerk):
-    return api_token(clerk, WRITE)
 
 
 @pytest.fixture

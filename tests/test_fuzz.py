@@ -116,7 +116,7 @@ class Ledger:
         fixture("vat")
         fixture("cash")
         card = fixture("online_card")
-        self.reason = reason = fixture("billing_error")
+        self.reason = reason = fixture("reason")
         make, pay = fixture("make_invoice"), fixture("pay")
         DisputeReasonFactory(name="Retired reason", is_active=False)
         PaymentMethodFactory(clinic=self.clinic, name="Old cheques", is_active=False)

@@ -1,13 +1,12 @@
 """Gapless numbers under concurrency: the series row is locked in the issuing transaction."""
 
-import threading
-
 import pytest
 from django.db import transaction
 
 from billing.models import Invoice, NumberSeries
 from billing.services import invoice_issue
 
+from .concurrency import race
 from .conftest import requires_postgres
 
 THREADS = 20
@@ -19,31 +18,18 @@ def test_it_numbers_invoices_issued_at_the_same_time_without_gaps_or_duplicates(
         make_invoice, clerk, clinic):
     # given 20 drafts (committed: each thread has its own connection)
     drafts = [make_invoice(issue=False) for _ in range(THREADS)]
-    barrier = threading.Barrier(THREADS, timeout=30)
-    results, errors = {}, []
 
     def issue(draft):
-        from django.db import connection
-
-        try:
-            barrier.wait()
-            issued = invoice_issue(invoice=draft, actor=clerk)
-            results[draft.pk] = (issued.sequence, issued.number)
-        except Exception as error:  # reported by the assertion below
-            errors.append(repr(error))
-        finally:
-            connection.close()
+        return lambda: invoice_issue(invoice=draft, actor=clerk)
 
     # when they are issued from 20 threads at once
-    threads = [threading.Thread(target=issue, args=(draft,)) for draft in drafts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = race(*[issue(draft) for draft in drafts])
 
     # then every call succeeded, with the sequences 1..20 and unique numbers
-    assert not any(thread.is_alive() for thread in threads)
+    errors = [repr(value) for ok, value in outcomes if not ok]
     assert errors == []
+    results = {draft.pk: (issued.sequence, issued.number)
+               for draft, (_, issued) in zip(drafts, outcomes, strict=True)}
     assert len(results) == THREADS
     assert sorted(seq for seq, _ in results.values()) == list(range(1, THREADS + 1))
     stored = dict(Invoice.objects.values_list("pk", "number"))

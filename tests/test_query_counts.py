@@ -12,8 +12,8 @@ from approvals.services import refund_request_create
 from billing.services import LineInput, invoice_create
 from refunds.services import credit_note_create, invoice_refund
 
-from .api_helpers import WRITE, api_token, gql
-from .factories import AccountFactory, DisputeReasonFactory
+from .api_helpers import gql
+from .factories import AccountFactory
 
 D = Decimal
 
@@ -24,11 +24,6 @@ def statements(fetch) -> int:
     if hasattr(response, "status_code"):
         assert response.status_code == 200
     return len(captured.captured_queries)
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
@@ -116,8 +111,7 @@ REFUND = """mutation ($invoiceId: ID!, $disputeReasonId: ID!) {
     creditNote { id number amount } errors } }"""
 
 
-def test_the_refund_mutation_costs_the_same_for_1_line_or_6(client, clerk, reason, invoice_of):
-    token = api_token(clerk, WRITE)
+def test_the_refund_mutation_costs_the_same_for_1_line_or_6(client, token, reason, invoice_of):
     cost = []
     for invoice in (invoice_of(1), invoice_of(6)):
         variables = {"invoiceId": str(invoice.pk), "disputeReasonId": str(reason.pk)}
@@ -128,8 +122,7 @@ def test_the_refund_mutation_costs_the_same_for_1_line_or_6(client, clerk, reaso
     assert cost[0] == cost[1]
 
 
-def test_the_api_invoice_list_reads_only_the_relations_it_shows(client, clerk, add_invoices):
-    token = api_token(clerk, WRITE)
+def test_the_api_invoice_list_reads_only_the_relations_it_shows(client, token, add_invoices):
     add_invoices(3)
 
     def cost(fields: str) -> int:

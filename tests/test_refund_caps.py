@@ -22,11 +22,6 @@ D = Decimal
 
 
 @pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
-
-
-@pytest.fixture
 def paid_invoice(make_invoice, pay):
     invoice = make_invoice([("2", "10.000"), ("1", "7.333")])
     pay(invoice, "28.700")

@@ -1,84 +1,40 @@
 """Refunds and credits under concurrency (PostgreSQL): the invoice row lock makes simultaneous
 requests queue, so caps hold, credit note numbers stay gapless and nothing deadlocks.
 
-Each thread has its own database connection; the threads start together at a barrier and are
-joined with a timeout, so a hang (a deadlock the database did not break) fails the test."""
+The calls race through tests/concurrency.py: each thread has its own database connection, the
+threads start together at a barrier and are joined with a timeout, so a hang (a deadlock the
+database did not break) fails the test."""
 
 import random
-import threading
 import time
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Sum
 
 from audit.models import AuditEvent
 from billing.breakdown import LINE_OVER
-from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, NumberSeries, Payment
 from billing.money import format_money
 from billing.services import payment_record
 from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import NOTHING_LEFT, credit_note_create, invoice_refund
 
+from .concurrency import as_user, race, start_race, unexpected
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory, PaymentMethodFactory
+from .factories import PaymentMethodFactory
 
 D = Decimal
 ZERO = D("0")
-JOIN_TIMEOUT = 60
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
 def card(clinic):
     return PaymentMethodFactory(clinic=clinic, name="Online card", kind="gateway",
                                 gateway="sandbox")
-
-
-def start_together(calls):
-    """Start each call in its own thread (its own connection), all released at once by a
-    barrier. Returns a function that waits for them and gives [(ok, value_or_exception)] in the
-    order of `calls`; it fails if any call has not finished within JOIN_TIMEOUT (a hang)."""
-    barrier = threading.Barrier(len(calls), timeout=30)
-    outcomes = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            connection.ensure_connection()  # connect first, so the calls really overlap
-            barrier.wait()
-            outcomes[index] = (True, call())
-        except BaseException as error:  # reported by the caller's assertions
-            outcomes[index] = (False, error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call), daemon=True)
-               for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-
-    def finish():
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        for thread in threads:
-            thread.join(timeout=max(0, deadline - time.monotonic()))
-        hung = [i for i, thread in enumerate(threads) if thread.is_alive()]
-        assert hung == [], f"calls {hung} did not finish within {JOIN_TIMEOUT} s (deadlock?)"
-        return outcomes
-
-    return finish
-
-
-def run_together(calls):
-    return start_together(calls)()
 
 
 def sessions_waiting_for_a_lock():
@@ -96,17 +52,6 @@ def wait_for_sessions_waiting_for_a_lock(count, timeout=30):
     return waiting
 
 
-def as_user(user):
-    """A fresh copy of the user for a thread (permission caches are per instance)."""
-    return User.objects.get(pk=user.pk)
-
-
-def unexpected(outcomes):
-    """Every failure that is not a refusal staff can act on."""
-    return [repr(value) for ok, value in outcomes
-            if not ok and not isinstance(value, BusinessRuleError)]
-
-
 def test_it_refunds_a_paid_invoice_once_when_16_full_refunds_run_at_once(
         make_invoice, pay, clerk, reason):
     # given a fully paid invoice (28.700 OMR in cash)
@@ -117,7 +62,7 @@ def test_it_refunds_a_paid_invoice_once_when_16_full_refunds_run_at_once(
     def refund():
         return invoice_refund(invoice=invoice, dispute_reason=reason, actor=as_user(clerk))
 
-    outcomes = run_together([refund] * 16)
+    outcomes = race(*[refund] * 16)
 
     # then exactly one made a credit note, the 15 others were refused with the plain message
     assert unexpected(outcomes) == []
@@ -157,7 +102,7 @@ def test_it_lets_only_three_of_12_simultaneous_30_percent_credits_through(
         return credit_note_create(invoice=invoice, lines=[(line.pk, D("30.000"))],
                                   dispute_reason=reason, actor=as_user(clerk))
 
-    outcomes = run_together([credit] * 12)
+    outcomes = race(*[credit] * 12)
 
     # then three fit and nine are refused: at most 10.000 is left on the line
     assert unexpected(outcomes) == []
@@ -194,7 +139,7 @@ def test_it_numbers_credit_notes_issued_at_the_same_time_without_gaps_or_duplica
             invoice=invoice, lines=[(invoice.lines.get().pk, None)], dispute_reason=reason,
             actor=as_user(clerk))
 
-    outcomes = run_together([credit(invoice) for invoice in invoices])
+    outcomes = race(*[credit(invoice) for invoice in invoices])
 
     # then every credit succeeded with the numbers 1..10, each once
     assert [repr(value) for ok, value in outcomes if not ok] == []
@@ -225,7 +170,7 @@ def test_credit_notes_queue_on_a_busy_number_series_and_stay_gapless(
     # and all of them have reached it and are waiting
     with transaction.atomic():
         NumberSeries.objects.select_for_update().get(clinic=clinic, kind="credit_note")
-        finish = start_together([credit(invoice) for invoice in invoices])
+        finish = start_race(*[credit(invoice) for invoice in invoices])
         waiting = wait_for_sessions_waiting_for_a_lock(len(invoices))
     outcomes = finish()  # the series is released: let them through
 
@@ -300,7 +245,7 @@ def test_mixed_payments_credits_and_refunds_on_two_invoices_never_deadlock(
     random.Random(20261123).shuffle(calls)
 
     # when they all run at once
-    outcomes = run_together(calls)
+    outcomes = race(*calls)
 
     # then all finished (no deadlock, no database error), refusals aside
     assert unexpected(outcomes) == []
@@ -344,7 +289,7 @@ def test_work_on_one_invoice_does_not_wait_for_another_invoice_of_the_same_clini
     with transaction.atomic():
         pay(busy, "5.000")
         # then a payment and a credit on the second invoice go through meanwhile
-        [(ok, value)] = run_together([on_the_other_invoice])
+        [(ok, value)] = race(on_the_other_invoice)
     assert ok, f"work on {other} waited for {busy}: {value!r}"
     payment, note = value
     other.refresh_from_db()

@@ -29,16 +29,11 @@ from refunds.services import (
 )
 
 from .conftest import requires_postgres
-from .factories import DisputeReasonFactory, PaymentMethodFactory
+from .factories import PaymentMethodFactory
 
 D = Decimal
 
 SANDBOX = "refunds.gateways.sandbox.SandboxGateway"
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from billing.services import LineInput, invoice_create, payment_record
 from refunds.models import CreditNote, CreditNoteLine, Refund
 from refunds.services import credit_note_create, invoice_refund
 
-from .factories import DisputeReasonFactory, PaymentMethodFactory, TaxRateFactory
+from .factories import PaymentMethodFactory, TaxRateFactory
 
 D = Decimal
 ZERO = D("0")
@@ -58,11 +58,6 @@ def rates(clinic):
         "5": TaxRateFactory(clinic=clinic, name="VAT 5%", percentage=D("5")),
         "15": TaxRateFactory(clinic=clinic, name="VAT 15%", percentage=D("15")),
     }
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture

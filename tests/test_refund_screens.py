@@ -2,7 +2,6 @@
 
 from decimal import Decimal
 
-import pytest
 from django.urls import reverse
 
 from approvals.services import refund_request_create, request_approve
@@ -11,14 +10,8 @@ from refunds.models import CreditNote, RefundStatus
 from refunds.services import invoice_cancel, invoice_refund
 
 from .conftest import ledger_state
-from .factories import DisputeReasonFactory
 
 D = Decimal
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 def menu(client, invoice):

@@ -9,14 +9,9 @@ from billing.models import InvoiceStatus
 from refunds.models import CreditNote, CreditNoteKind, Refund, RefundStatus
 from refunds.services import credit_note_create, credit_note_preview, invoice_refund
 
-from .factories import DisputeReasonFactory, PaymentMethodFactory, TaxRateFactory
+from .factories import PaymentMethodFactory, TaxRateFactory
 
 D = Decimal
-
-
-@pytest.fixture
-def reason(db):
-    return DisputeReasonFactory(name="Billing error")
 
 
 @pytest.fixture
