@@ -15,12 +15,12 @@ from .forms import (
     RequestFilterForm,
 )
 from .models import RequestStatus
+from .rules import decision_refusal, withdraw_refusal
 from .selectors import (
     request_counts_by_status,
     request_get_for_user,
     request_history,
     request_search,
-    requests_awaiting,
 )
 from .services import (
     cancellation_request_create,
@@ -77,9 +77,8 @@ def request_detail(request, pk):
         "invoice": invoice,
         "proposed_lines": financial_request.lines.select_related("invoice_line"),
         "history": request_history(financial_request=financial_request),
-        "is_requester": financial_request.requested_by_id == request.user.pk,
-        "can_decide": requests_awaiting(user=request.user).filter(
-            pk=financial_request.pk).exists(),
+        "can_decide": decision_refusal(financial_request, request.user) is None,
+        "can_withdraw": withdraw_refusal(financial_request, request.user) is None,
         # two forms on one page, each with its own `remarks`: distinct ids, the same name
         "approve_form": ApproveForm(auto_id="approve_%s"),
         "reject_form": RejectForm(auto_id="reject_%s"),

@@ -1,13 +1,24 @@
-"""The More Action menu of an invoice: only what this invoice, its clinic's policy and the
-user's permissions allow. The services still check every rule when an action is taken; this
-only keeps staff from being offered what would be refused."""
+"""The actions the invoice page offers: its More Action menu and the buttons on its refunds.
+Each is offered only where the same predicates the services raise on (billing/rules.py,
+approvals/rules.py, refunds/rules.py) allow it, so staff are never offered what would be
+refused; the templates only render what this returns."""
 
 from dataclasses import dataclass
 
 from django.urls import reverse
 
-from approvals.models import FinancialRequest, RequestKind, RequestStatus
-from billing.models import Invoice, InvoiceStatus, Policy
+from approvals.models import RequestKind
+from approvals.rules import (
+    approval_refusal,
+    needs_approval,
+    open_refund_request_refusal,
+    open_requests_of,
+    request_refusal,
+)
+from billing.models import Invoice
+from billing.rules import cancellation_refusal, discard_refusal, payment_refusal, refund_refusal
+from refunds.models import Refund
+from refunds.rules import payout_refusal, retry_refusal
 
 
 @dataclass(frozen=True)
@@ -19,50 +30,56 @@ class Action:
 
 
 def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
+    """The More Action menu of an invoice."""
+    open_requests = open_requests_of(invoice)
+
+    def may_carry_out(kind: str, permission: str) -> bool:
+        """The user holds the permission and the clinic's policy lets it happen now: at once,
+        or with the invoice's approved request."""
+        authorising = open_requests.get(kind) if needs_approval(invoice, kind) else None
+        return (user.has_perm(permission)
+                and approval_refusal(invoice, kind, authorising) is None)
+
+    def may_request(kind: str) -> bool:
+        return request_refusal(invoice, kind, user, open_requests=open_requests) is None
+
     actions: list[Action] = []
-    clinic = invoice.clinic
-    status = invoice.status
-    live = status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED)
-    creditable = live and invoice.amount_credited < invoice.total
-    open_requests = {
-        request.kind: request.status
-        for request in FinancialRequest.objects.filter(
-            invoice=invoice, status__in=[RequestStatus.REQUESTED, RequestStatus.APPROVED])
-    }
-    may_request = user.has_perm("approvals.add_financialrequest")
-
-    def allowed(kind: str, policy: str, permission: str) -> bool:
-        if not user.has_perm(permission):
-            return False
-        return policy == Policy.DIRECT or open_requests.get(kind) == RequestStatus.APPROVED
-
-    if status == InvoiceStatus.DRAFT and user.has_perm("billing.add_invoice"):
+    if discard_refusal(invoice) is None and user.has_perm("billing.add_invoice"):
         actions.append(Action("Discard draft", reverse("billing:invoice_discard", args=[
             invoice.pk]), method="post", danger=True))
-    if (status in (InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID)
-            and invoice.balance_due > 0 and user.has_perm("billing.record_payment")):
+    if payment_refusal(invoice) is None and user.has_perm("billing.record_payment"):
         actions.append(Action("Record payment",
                               reverse("billing:payment_create", args=[invoice.pk])))
 
     refund_url = reverse("refunds:credit_note_create", args=[invoice.pk])
-    if creditable and invoice.net_paid > 0 and allowed(
-            RequestKind.REFUND, clinic.refund_policy, "billing.refund_invoice"):
+    if (refund_refusal(invoice, full=True) is None
+            and may_carry_out(RequestKind.REFUND, "billing.refund_invoice")):
         actions.append(Action("Refund", f"{refund_url}?full=1"))
-    if creditable and allowed(RequestKind.REFUND, clinic.refund_policy, "billing.credit_invoice"):
+    if (refund_refusal(invoice) is None
+            and may_carry_out(RequestKind.REFUND, "billing.credit_invoice")):
         actions.append(Action("Credit lines", refund_url))
-    if (creditable and clinic.refund_policy == Policy.APPROVAL and may_request
-            and RequestKind.REFUND not in open_requests):
+    if may_request(RequestKind.REFUND):
         actions.append(Action("Invoice Refund Request", reverse(
             "approvals:refund_request_create", args=[invoice.pk])))
 
-    cancellable = (status == InvoiceStatus.ISSUED and invoice.net_paid == 0
-                   and invoice.balance_due > 0)
-    if cancellable and allowed(RequestKind.CANCELLATION, clinic.cancellation_policy,
-                               "billing.cancel_invoice"):
+    if (cancellation_refusal(invoice) is None
+            and open_refund_request_refusal(invoice, open_requests=open_requests) is None
+            and may_carry_out(RequestKind.CANCELLATION, "billing.cancel_invoice")):
         actions.append(Action("Cancel Invoice", reverse("refunds:invoice_cancel",
                                                         args=[invoice.pk]), danger=True))
-    if (cancellable and clinic.cancellation_policy == Policy.APPROVAL and may_request
-            and RequestKind.CANCELLATION not in open_requests):
+    if may_request(RequestKind.CANCELLATION):
         actions.append(Action("Invoice Cancellation Request", reverse(
             "approvals:cancellation_request_create", args=[invoice.pk])))
+    return actions
+
+
+def refund_actions(*, refund: Refund, user) -> list[Action]:
+    """The buttons on one refund of the invoice page."""
+    actions = []
+    if payout_refusal(refund, user) is None:
+        actions.append(Action("Mark paid out", reverse("refunds:refund_paid_out",
+                                                       args=[refund.pk]), method="post"))
+    if retry_refusal(refund, user) is None:
+        actions.append(Action("Retry refund", reverse("refunds:refund_retry", args=[refund.pk]),
+                              method="post", danger=True))
     return actions

@@ -27,7 +27,7 @@ from refunds.selectors import (
     refunds_needing_attention,
 )
 
-from .actions import invoice_actions
+from .actions import invoice_actions, refund_actions
 
 PAGE_SIZE = 25
 
@@ -86,13 +86,16 @@ def invoice_detail(request, pk):
     lines = list(invoice.lines.all())
     for line in lines:
         line.credit_summary = credits.get(line.pk, [])
+    refunds = refunds_for_invoice(invoice=invoice)
+    for refund in refunds:
+        refund.actions = refund_actions(refund=refund, user=request.user)
     return render(request, "billing/invoice_detail.html", {
         "invoice": invoice,
         "lines": lines,
         "actions": invoice_actions(invoice=invoice, user=request.user),
         "open_requests": open_requests_for_invoice(invoice=invoice),
         "credit_notes": credit_notes_for_invoice(invoice=invoice),
-        "refunds": refunds_for_invoice(invoice=invoice),
+        "refunds": refunds,
         "payments": invoice.payments.select_related("method", "recorded_by"),
         "history": audit_events_for_invoice(invoice=invoice),
     })

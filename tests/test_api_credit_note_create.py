@@ -5,12 +5,11 @@ from decimal import Decimal
 
 import pytest
 
-from approvals.gate import AWAITING_DECISION, LINE_NOT_APPROVED, NEEDS_REFUND_REQUEST
+from approvals.gate import LINE_NOT_APPROVED
+from approvals.rules import AWAITING_DECISION, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
 from billing.access import NO_PERMISSION
 from billing.breakdown import (
-    INVOICE_CANCELLED,
-    INVOICE_DRAFT,
     LINE_AMOUNT_NOT_POSITIVE,
     LINE_AMOUNT_PLACES,
     LINE_NOT_ON_INVOICE,
@@ -19,8 +18,10 @@ from billing.breakdown import (
     LINE_TWICE,
     NO_LINES,
     PAYMENT_FULLY_REFUNDED,
+    CreditLineInput,
 )
 from billing.models import InvoiceStatus
+from billing.rules import INVOICE_CANCELLED, INVOICE_DRAFT
 from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import REASON_INACTIVE, credit_note_create, invoice_cancel
 
@@ -146,7 +147,7 @@ def test_it_refuses_an_amount_the_line_cannot_take(client, token, invoice, lines
 
 def test_it_refuses_more_than_what_remains_on_a_partly_credited_line(
         client, token, invoice, lines, reason, clerk):
-    credit_note_create(invoice=invoice, lines=[(lines[0].pk, D("15.000"))],
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(lines[0], D("15.000"))],
                        dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
@@ -156,7 +157,7 @@ def test_it_refuses_more_than_what_remains_on_a_partly_credited_line(
 
 def test_it_refuses_a_line_already_fully_credited(client, token, invoice, lines, reason,
                                                   clerk):
-    credit_note_create(invoice=invoice, lines=[(lines[1].pk, None)],
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(lines[1])],
                        dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
@@ -216,7 +217,7 @@ def test_it_refuses_a_payment_already_fully_refunded(client, token, invoice, lin
                                                      reason, clerk):
     first = pay(invoice, "7.700")
     pay(invoice, "21.000")
-    credit_note_create(invoice=invoice, lines=[(lines[1].pk, None)],
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(lines[1])],
                        dispute_reason=reason, actor=clerk, payment=first)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
@@ -267,8 +268,8 @@ def test_with_approval_it_refuses_while_the_request_awaits_a_decision(
 def test_with_approval_it_credits_only_the_approved_lines(
         client, token, approval_clinic, invoice, lines, reason, clerk, approver):
     request = refund_request_create(invoice=invoice, remarks="Not rendered", actor=clerk,
-                                    lines=[(lines[0].pk, D("5.000"))])
-    request_approve(request=request, actor=approver)
+                                    lines=[CreditLineInput(lines[0], D("5.000"))])
+    request_approve(financial_request=request, actor=approver)
 
     mutate_refused(client, token, CREDIT_NOTE_CREATE,
                    variables(invoice, reason, [(lines[1], None)]), "creditNoteCreate",

@@ -5,10 +5,8 @@ import pytest
 from django.core import mail
 
 from approvals.models import RequestStatus
+from approvals.rules import ALREADY_DECIDED, NOT_OPEN, OWN_REQUEST
 from approvals.services import (
-    ALREADY_DECIDED,
-    NOT_OPEN,
-    OWN_REQUEST,
     refund_request_create,
     request_approve,
     request_reject,
@@ -105,7 +103,7 @@ def test_the_requester_cannot_approve_their_own_request_even_as_an_approver(
 
 def test_a_request_already_approved_cannot_be_approved_again(client, request_, approver,
                                                              clinic):
-    request_approve(request=request_, actor=approver)
+    request_approve(financial_request=request_, actor=approver)
     second = approver_factory(username="approver2", clinics=[clinic])
 
     mutate_refused(client, api_token(second, APPROVE), APPROVE_REQUEST, variables(request_),
@@ -115,7 +113,7 @@ def test_a_request_already_approved_cannot_be_approved_again(client, request_, a
 
 def test_a_rejected_request_cannot_be_approved(client, approver_token, request_, clinic):
     second = approver_factory(username="approver2", clinics=[clinic])
-    request_reject(request=request_, actor=second, remarks="Not justified")
+    request_reject(financial_request=request_, actor=second, remarks="Not justified")
 
     mutate_refused(client, approver_token, APPROVE_REQUEST, variables(request_),
                    "financialRequestApprove",
@@ -123,7 +121,7 @@ def test_a_rejected_request_cannot_be_approved(client, approver_token, request_,
 
 
 def test_a_withdrawn_request_cannot_be_approved(client, approver_token, request_, clerk):
-    request_withdraw(request=request_, actor=clerk)
+    request_withdraw(financial_request=request_, actor=clerk)
 
     mutate_refused(client, approver_token, APPROVE_REQUEST, variables(request_),
                    "financialRequestApprove", NOT_OPEN.format(status="withdrawn"))

@@ -5,10 +5,8 @@ import pytest
 from django.core import mail
 
 from approvals.models import RequestStatus
+from approvals.rules import ALREADY_DECIDED, NOT_OPEN, OWN_REQUEST
 from approvals.services import (
-    ALREADY_DECIDED,
-    NOT_OPEN,
-    OWN_REQUEST,
     REJECT_REMARKS,
     cancellation_request_create,
     request_approve,
@@ -104,7 +102,7 @@ def test_the_requester_cannot_reject_their_own_request(client, approval_clinic, 
 
 def test_a_request_already_approved_cannot_be_rejected(client, request_, clinic):
     first = approver_factory(username="approver2", clinics=[clinic])
-    request_approve(request=request_, actor=first)
+    request_approve(financial_request=request_, actor=first)
 
     mutate_refused(client, api_token(first, APPROVE), REJECT_REQUEST, variables(request_),
                    "financialRequestReject",
@@ -112,7 +110,7 @@ def test_a_request_already_approved_cannot_be_rejected(client, request_, clinic)
 
 
 def test_a_withdrawn_request_cannot_be_rejected(client, approver_token, request_, clerk):
-    request_withdraw(request=request_, actor=clerk)
+    request_withdraw(financial_request=request_, actor=clerk)
 
     mutate_refused(client, approver_token, REJECT_REQUEST, variables(request_),
                    "financialRequestReject", NOT_OPEN.format(status="withdrawn"))

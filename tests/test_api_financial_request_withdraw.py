@@ -4,13 +4,8 @@
 import pytest
 
 from approvals.models import RequestStatus
-from approvals.services import (
-    WITHDRAW_NOT_REQUESTER,
-    WITHDRAW_NOT_WAITING,
-    refund_request_create,
-    request_approve,
-    request_reject,
-)
+from approvals.rules import WITHDRAW_NOT_REQUESTER, WITHDRAW_NOT_WAITING
+from approvals.services import refund_request_create, request_approve, request_reject
 
 from .api_helpers import (
     REQUEST_FIELDS,
@@ -70,8 +65,9 @@ def test_an_approver_cannot_withdraw_the_request_either(client, approver, reques
 
 
 @pytest.mark.parametrize(("decide", "status"), [
-    (lambda request, approver: request_approve(request=request, actor=approver), "approved"),
-    (lambda request, approver: request_reject(request=request, actor=approver,
+    (lambda request, approver: request_approve(financial_request=request, actor=approver),
+     "approved"),
+    (lambda request, approver: request_reject(financial_request=request, actor=approver,
                                               remarks="Not justified"), "rejected"),
 ])
 def test_a_decided_request_cannot_be_withdrawn(client, token, request_, approver, decide,

@@ -4,27 +4,19 @@ from decimal import Decimal
 
 import pytest
 
-from approvals.gate import AWAITING_DECISION, NEEDS_CANCELLATION_REQUEST, OPEN_REFUND_REQUEST
 from approvals.models import RequestStatus
+from approvals.rules import AWAITING_DECISION, NEEDS_CANCELLATION_REQUEST, OPEN_REFUND_REQUEST
 from approvals.services import (
     cancellation_request_create,
     refund_request_create,
     request_approve,
 )
 from billing.access import NO_PERMISSION
+from billing.breakdown import CreditLineInput
 from billing.models import InvoiceStatus
+from billing.rules import CANCEL_ALREADY, CANCEL_DRAFT, CANCEL_NOTHING_LEFT, CANCEL_PAID
 from refunds.models import CreditNote, CreditNoteKind
-from refunds.services import (
-    CANCEL_ALREADY,
-    CANCEL_DRAFT,
-    CANCEL_NOTHING_LEFT,
-    CANCEL_PAID,
-    CANCEL_REMARKS,
-    CANCELLATION_REASON,
-    credit_note_create,
-    invoice_cancel,
-    invoice_refund,
-)
+from refunds.services import CANCEL_REMARKS, CANCELLATION_REASON, credit_note_create, invoice_cancel
 
 from .api_helpers import (
     CREDIT_NOTE_FIELDS,
@@ -87,7 +79,7 @@ def test_it_cancels_the_invoice_with_a_credit_note_for_its_balance(client, token
 def test_it_credits_only_the_balance_left_after_a_credit(client, token, invoice, reason,
                                                          clerk):
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                        actor=clerk)
 
     payload = mutate(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel")
@@ -105,14 +97,15 @@ def test_it_refuses_while_money_paid_is_not_refunded(client, token, invoice, pay
 
 def test_it_refuses_a_fully_refunded_invoice(client, token, invoice, pay, reason, clerk):
     pay(invoice, "28.700")
-    invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+    credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",
                    CANCEL_NOTHING_LEFT.format(invoice=INVOICE))
 
 
 def test_it_refuses_a_fully_credited_invoice(client, token, invoice, reason, clerk):
-    credit_note_create(invoice=invoice, lines=[(line.pk, None) for line in invoice.lines.all()],
+    credit_note_create(invoice=invoice,
+                       lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
 
     mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",
@@ -161,7 +154,7 @@ def test_with_approval_it_refuses_while_the_request_awaits_a_decision(
 def test_with_approval_the_approved_request_authorises_it_and_is_completed(
         client, token, approval_clinic, invoice, clerk, approver):
     request = cancellation_request_create(invoice=invoice, remarks="Entered twice", actor=clerk)
-    request_approve(request=request, actor=approver)
+    request_approve(financial_request=request, actor=approver)
 
     payload = mutate(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel")
 
@@ -175,7 +168,7 @@ def test_with_approval_it_refuses_while_a_refund_request_is_open(
         client, token, approval_clinic, invoice, clerk, approver):
     cancellation = cancellation_request_create(invoice=invoice, remarks="Entered twice",
                                                actor=clerk)
-    request_approve(request=cancellation, actor=approver)
+    request_approve(financial_request=cancellation, actor=approver)
     refund_request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
 
     mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",

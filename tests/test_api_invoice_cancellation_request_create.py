@@ -5,17 +5,12 @@ import pytest
 from django.core import mail
 
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
-from approvals.services import (
-    ALREADY_OPEN,
-    CANCEL_PAID_FIRST,
-    DIRECT_POLICY,
-    NOT_CANCELLABLE,
-    NOT_CANCELLABLE_DRAFT,
-    REMARKS_REQUIRED,
-    cancellation_request_create,
-)
+from approvals.rules import ALREADY_OPEN, DIRECT_POLICY
+from approvals.services import REMARKS_REQUIRED, cancellation_request_create
 from billing.access import NO_PERMISSION
+from billing.breakdown import CreditLineInput
 from billing.models import Policy
+from billing.rules import CANCEL_ALREADY, CANCEL_DRAFT, CANCEL_NOTHING_LEFT, CANCEL_PAID
 from billing.text import REMARKS_TOO_LONG
 from refunds.services import credit_note_create, invoice_cancel
 
@@ -104,13 +99,13 @@ def test_it_refuses_while_money_paid_is_not_refunded(client, token, invoice, pay
 
     mutate_refused(client, token, CANCELLATION_REQUEST_CREATE, variables(invoice),
                    "invoiceCancellationRequestCreate",
-                   CANCEL_PAID_FIRST.format(amount="10.000 OMR", invoice=INVOICE))
+                   CANCEL_PAID.format(amount="10.000 OMR", invoice=INVOICE))
 
 
 def test_it_refuses_a_draft(client, token, approval_clinic, make_invoice):
     mutate_refused(client, token, CANCELLATION_REQUEST_CREATE,
                    variables(make_invoice(issue=False)), "invoiceCancellationRequestCreate",
-                   NOT_CANCELLABLE_DRAFT)
+                   CANCEL_DRAFT)
 
 
 def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, clerk):
@@ -120,19 +115,20 @@ def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, cle
 
     mutate_refused(client, token, CANCELLATION_REQUEST_CREATE, variables(invoice),
                    "invoiceCancellationRequestCreate",
-                   NOT_CANCELLABLE.format(invoice=INVOICE, status="cancelled"))
+                   CANCEL_ALREADY.format(invoice=INVOICE))
 
 
 def test_it_refuses_a_fully_credited_invoice(client, token, clinic, make_invoice, reason,
                                              clerk):
     invoice = make_invoice()
-    credit_note_create(invoice=invoice, lines=[(line.pk, None) for line in invoice.lines.all()],
+    credit_note_create(invoice=invoice,
+                       lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
     require_cancellation_approval(clinic)
 
     mutate_refused(client, token, CANCELLATION_REQUEST_CREATE, variables(invoice),
                    "invoiceCancellationRequestCreate",
-                   NOT_CANCELLABLE.format(invoice=INVOICE, status="credited"))
+                   CANCEL_NOTHING_LEFT.format(invoice=INVOICE))
 
 
 def test_a_member_without_the_permission_cannot_submit_requests(client, approver, invoice):

@@ -4,20 +4,16 @@ from decimal import Decimal
 
 import pytest
 
-from approvals.gate import AWAITING_DECISION, LINE_OVER_APPROVED, NEEDS_REFUND_REQUEST
+from approvals.gate import LINE_OVER_APPROVED
 from approvals.models import FinancialRequest, RequestStatus
+from approvals.rules import AWAITING_DECISION, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
 from billing.access import NO_PERMISSION
-from billing.breakdown import INVOICE_CANCELLED, INVOICE_DRAFT, PAYMENT_FULLY_REFUNDED
+from billing.breakdown import PAYMENT_FULLY_REFUNDED, CreditLineInput
 from billing.models import InvoiceStatus
+from billing.rules import INVOICE_CANCELLED, INVOICE_DRAFT, NOTHING_LEFT, NOTHING_PAID
 from refunds.models import CreditNote, Refund, RefundStatus
-from refunds.services import (
-    NOTHING_LEFT,
-    NOTHING_PAID,
-    REASON_INACTIVE,
-    credit_note_create,
-    invoice_cancel,
-)
+from refunds.services import REASON_INACTIVE, credit_note_create, invoice_cancel
 
 from .api_helpers import (
     CREDIT_NOTE_FIELDS,
@@ -92,7 +88,7 @@ def test_it_refunds_everything_paid_as_a_cash_payout(client, token, paid_invoice
 def test_it_refunds_only_what_remains_after_a_partial_refund(client, token, paid_invoice,
                                                              reason, clerk):
     line_a = paid_invoice.lines.order_by("position").first()
-    credit_note_create(invoice=paid_invoice, lines=[(line_a.pk, D("5.000"))],
+    credit_note_create(invoice=paid_invoice, lines=[CreditLineInput(line_a, D("5.000"))],
                        dispute_reason=reason, actor=clerk)
 
     payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
@@ -110,7 +106,7 @@ def test_it_refunds_the_chosen_payment_first(client, token, make_invoice, pay, r
     first = pay(invoice, "10.000")
     second = pay(invoice, "18.700")
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                        actor=invoice.created_by, payment=second)
 
     mutate(client, token, INVOICE_REFUND, variables(invoice, reason, payment=first),
@@ -186,7 +182,7 @@ def test_it_refuses_a_payment_already_fully_refunded(client, token, make_invoice
     first = pay(invoice, "7.700")
     pay(invoice, "21.000")
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b.pk, None)], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                        actor=clerk, payment=first)
 
     mutate_refused(client, token, INVOICE_REFUND,
@@ -222,7 +218,7 @@ def test_with_approval_it_refuses_while_the_request_awaits_a_decision(
 def test_with_approval_the_approved_request_authorises_it_and_is_completed(
         client, token, approval_clinic, paid_invoice, reason, clerk, approver):
     request = refund_request_create(invoice=paid_invoice, remarks="Overcharged", actor=clerk)
-    request_approve(request=request, actor=approver)
+    request_approve(financial_request=request, actor=approver)
 
     payload = mutate(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                      "invoiceRefund")
@@ -240,8 +236,8 @@ def test_with_approval_it_refuses_more_than_the_approved_lines(
         client, token, approval_clinic, paid_invoice, reason, clerk, approver):
     line_a = paid_invoice.lines.order_by("position").first()
     request = refund_request_create(invoice=paid_invoice, remarks="Overcharged", actor=clerk,
-                                    lines=[(line_a.pk, D("5.000"))])
-    request_approve(request=request, actor=approver)
+                                    lines=[CreditLineInput(line_a, D("5.000"))])
+    request_approve(financial_request=request, actor=approver)
 
     mutate_refused(client, token, INVOICE_REFUND, variables(paid_invoice, reason),
                    "invoiceRefund", LINE_OVER_APPROVED.format(

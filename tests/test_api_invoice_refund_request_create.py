@@ -7,18 +7,12 @@ import pytest
 from django.core import mail
 
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
-from approvals.services import (
-    ALREADY_OPEN,
-    DIRECT_POLICY,
-    NOT_REFUNDABLE,
-    NOTHING_TO_REFUND,
-    REMARKS_REQUIRED,
-    refund_request_create,
-    request_withdraw,
-)
+from approvals.rules import ALREADY_OPEN, DIRECT_POLICY
+from approvals.services import REMARKS_REQUIRED, refund_request_create, request_withdraw
 from billing.access import NO_PERMISSION
-from billing.breakdown import LINE_OVER
+from billing.breakdown import LINE_OVER, CreditLineInput
 from billing.models import Policy
+from billing.rules import INVOICE_CANCELLED, INVOICE_DRAFT, NOTHING_LEFT
 from billing.text import REMARKS_TOO_LONG
 from refunds.services import credit_note_create, invoice_cancel
 
@@ -118,7 +112,8 @@ def test_it_refuses_a_second_open_request(client, token, invoice, clerk2):
 
 
 def test_a_withdrawn_request_does_not_block_a_new_one(client, token, invoice, clerk):
-    request_withdraw(request=refund_request_create(invoice=invoice, remarks="Oops", actor=clerk),
+    request_withdraw(financial_request=refund_request_create(invoice=invoice, remarks="Oops",
+                                                             actor=clerk),
                      actor=clerk)
 
     payload = mutate(client, token, REFUND_REQUEST_CREATE, variables(invoice),
@@ -140,7 +135,7 @@ def test_it_refuses_a_draft(client, token, approval_clinic, make_invoice):
 
     mutate_refused(client, token, REFUND_REQUEST_CREATE, variables(draft),
                    "invoiceRefundRequestCreate",
-                   NOT_REFUNDABLE.format(invoice=f"Draft invoice #{draft.pk}", status="draft"))
+                   INVOICE_DRAFT)
 
 
 def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, clerk):
@@ -151,19 +146,20 @@ def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, cle
 
     mutate_refused(client, token, REFUND_REQUEST_CREATE, variables(invoice),
                    "invoiceRefundRequestCreate",
-                   NOT_REFUNDABLE.format(invoice=INVOICE, status="cancelled"))
+                   INVOICE_CANCELLED.format(invoice=INVOICE))
 
 
 def test_it_refuses_an_invoice_with_nothing_left_to_credit(client, token, clinic, make_invoice,
                                                            reason, clerk):
     invoice = make_invoice()
-    credit_note_create(invoice=invoice, lines=[(line.pk, None) for line in invoice.lines.all()],
+    credit_note_create(invoice=invoice,
+                       lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
     clinic.refund_policy = Policy.APPROVAL
     clinic.save(update_fields=["refund_policy"])
 
     mutate_refused(client, token, REFUND_REQUEST_CREATE, variables(invoice),
-                   "invoiceRefundRequestCreate", NOTHING_TO_REFUND.format(invoice=INVOICE))
+                   "invoiceRefundRequestCreate", NOTHING_LEFT.format(invoice=INVOICE))
 
 
 def test_a_member_without_the_permission_cannot_submit_requests(client, approver, invoice):

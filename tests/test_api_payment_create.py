@@ -6,15 +6,8 @@ import pytest
 
 from billing.access import NO_PERMISSION
 from billing.models import InvoiceStatus, Payment
-from billing.services import (
-    AMOUNT_NOT_POSITIVE,
-    AMOUNT_PLACES,
-    METHOD_INACTIVE,
-    NOTHING_TO_PAY,
-    OVERPAYMENT,
-    PAYMENT_ON_CANCELLED,
-    PAYMENT_ON_DRAFT,
-)
+from billing.rules import NOTHING_TO_PAY, PAYMENT_ON_CANCELLED, PAYMENT_ON_DRAFT
+from billing.services import AMOUNT_NOT_POSITIVE, AMOUNT_PLACES, METHOD_INACTIVE, OVERPAYMENT
 from refunds.services import invoice_cancel
 
 from .api_helpers import (

@@ -15,8 +15,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from approvals.services import refund_request_create
+from billing.breakdown import CreditLineInput
 from billing.models import DisputeReason, Policy
-from refunds.services import credit_note_create, invoice_refund
+from refunds.services import credit_note_create
 
 from .api_helpers import api_token, gql, gql_response
 from .factories import (
@@ -125,9 +126,10 @@ def test_credit_notes_only_in_the_callers_clinics(client, read_token, clerk, mak
     invoice = make_invoice()
     pay(invoice, "28.700")
     line_a = invoice.lines.order_by("pk").first()
-    note = credit_note_create(invoice=invoice, lines=[(line_a, D("5.000"))],
+    note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
                               dispute_reason=reason, actor=clerk)
-    theirs = invoice_refund(invoice=austin_invoice, dispute_reason=reason, actor=outsider)
+    theirs = credit_note_create(full=True, invoice=austin_invoice, dispute_reason=reason,
+                                actor=outsider)
 
     one = ("query($id: ID!) { creditNote(id: $id) { id number kind amount subtotal taxAmount "
            "amountApplied amountUnapplied currencyId creditedInvoiceId entityId "
@@ -331,7 +333,7 @@ def test_refunded_invoice_statuses_and_refund_enums(client, read_token, clerk, m
                                                     reason):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+    credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
     query = ("query($id: ID!) { invoice(id: $id) { status amountRefunded balanceDue "
              "creditNotes { kind amount } refunds { status amount currencyId } } }")
     body = gql(client, read_token, query, {"id": str(invoice.pk)})["data"]["invoice"]
@@ -364,10 +366,10 @@ def _populate(count, *, clinic, clerk, make_invoice, pay, reason):
         invoices.append(invoice)
     for n, invoice in enumerate(invoices):
         if n % 4 == 0:
-            invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+            credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
         elif n % 3 == 0:
             line = invoice.lines.order_by("pk").first()
-            credit_note_create(invoice=invoice, lines=[(line, D("15.000"))],
+            credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("15.000"))],
                                dispute_reason=reason, actor=clerk)
     clinic.refund_policy = Policy.APPROVAL
     clinic.save(update_fields=["refund_policy"])
@@ -451,8 +453,9 @@ def test_financial_requests_and_credit_notes_cost_the_same_sql_queries_for_few_o
             invoice = make_invoice()
             pay(invoice, "28.700")
             request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
-            request_approve(request=request, actor=approver)
-            invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk, request=request)
+            request_approve(financial_request=request, actor=approver)
+            credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk,
+                               approval_request=request)
 
     requests_query = ("{ financialRequests { id kind status invoiceId requestedBy decidedBy "
                       "creditNoteId } }")
@@ -467,7 +470,7 @@ def test_financial_requests_and_credit_notes_cost_the_same_sql_queries_for_few_o
         clinic.save(update_fields=["refund_policy"])
         line = invoice.lines.order_by("pk").first()
         for _ in range(count):
-            credit_note_create(invoice=invoice, lines=[(line, D("1.000"))],
+            credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("1.000"))],
                                dispute_reason=reason, actor=clerk)
         with CaptureQueriesContext(connection) as requests_queries:
             requests = gql(client, read_token, requests_query)["data"]["financialRequests"]

@@ -7,7 +7,8 @@ import pytest
 from billing.access import NO_PERMISSION
 from billing.services import payment_record
 from refunds.models import Refund, RefundStatus
-from refunds.services import PAYOUT_NOT_AWAITING, invoice_refund, refund_mark_paid_out
+from refunds.rules import PAYOUT_NOT_AWAITING
+from refunds.services import credit_note_create, refund_mark_paid_out
 
 from .api_helpers import (
     REFUND_FIELDS,
@@ -38,7 +39,8 @@ def cash_refund(make_invoice, pay, reason, clerk):
     """A full refund of an invoice paid in cash, awaiting its payout."""
     invoice = make_invoice()
     pay(invoice, "28.700")
-    return invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk).refunds.get()
+    return credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                              actor=clerk).refunds.get()
 
 
 def variables(refund, remarks="Paid at the front desk"):
@@ -74,7 +76,7 @@ def test_a_gateway_refund_cannot_be_marked_paid_out(client, token, make_invoice,
                                                     online_card, reason, clerk):
     invoice = make_invoice()
     pay(invoice, "28.700", method=online_card, reference="ch_1")
-    refund = invoice_refund(invoice=invoice, dispute_reason=reason,
+    refund = credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
                             actor=clerk).refunds.get()
 
     mutate_refused(client, token, MARK_PAID_OUT, variables(refund), "refundMarkPaidOut",
@@ -96,7 +98,7 @@ def test_a_refund_of_another_clinic_is_not_found(client, token, other_invoice, o
                                                  reason):
     cash = PaymentMethodFactory(clinic=other_invoice.clinic, name="Cash")
     payment_record(invoice=other_invoice, method=cash, amount=D("28.70"), actor=outsider)
-    refund = invoice_refund(invoice=other_invoice, dispute_reason=reason,
+    refund = credit_note_create(full=True, invoice=other_invoice, dispute_reason=reason,
                             actor=outsider).refunds.get()
 
     mutate_refused(client, token, MARK_PAID_OUT, variables(refund), "refundMarkPaidOut",

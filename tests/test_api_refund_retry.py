@@ -8,7 +8,8 @@ from billing.access import NO_PERMISSION
 from billing.models import Payment
 from billing.services import payment_record
 from refunds.models import Refund, RefundStatus
-from refunds.services import RETRY_NOT_FAILED, invoice_refund
+from refunds.rules import RETRY_NOT_FAILED
+from refunds.services import credit_note_create
 
 from .api_helpers import (
     REFUND_FIELDS,
@@ -40,7 +41,7 @@ def refund_by_card(make_invoice, pay, online_card, reason, clerk, capture, refer
     invoice = make_invoice()
     pay(invoice, "28.700", method=online_card, reference=reference)
     with capture(execute=True):
-        note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+        note = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
     return note.refunds.get()
 
 
@@ -118,7 +119,7 @@ def test_a_manual_refund_cannot_be_retried(client, token, make_invoice, pay, rea
                                            clerk):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    refund = invoice_refund(invoice=invoice, dispute_reason=reason,
+    refund = credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
                             actor=clerk).refunds.get()
 
     mutate_refused(client, token, REFUND_RETRY, variables(refund), "refundRetry",
@@ -143,7 +144,7 @@ def test_a_refund_of_another_clinic_is_not_found(client, token, other_invoice, o
     payment_record(invoice=other_invoice, method=card, amount=D("28.70"), actor=outsider,
                    reference="fail_1")
     with django_capture_on_commit_callbacks(execute=True):
-        refund = invoice_refund(invoice=other_invoice, dispute_reason=reason,
+        refund = credit_note_create(full=True, invoice=other_invoice, dispute_reason=reason,
                                 actor=outsider).refunds.get()
 
     mutate_refused(client, token, REFUND_RETRY, variables(refund), "refundRetry",

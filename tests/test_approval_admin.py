@@ -22,7 +22,7 @@ def decided(approval_clinic, make_invoice, clerk, approver):
     """A refund request submitted by the clerk and approved by the approver."""
     request = refund_request_create(invoice=make_invoice(), remarks="Patient was overcharged",
                                     actor=clerk)
-    return request_approve(request=request, actor=approver, remarks="Agreed")
+    return request_approve(financial_request=request, actor=approver, remarks="Agreed")
 
 
 def test_an_administrator_reads_requests_and_their_history(client, admin_user, decided):
@@ -43,7 +43,7 @@ def test_an_administrator_reads_requests_and_their_history(client, admin_user, d
 def test_the_request_changelist_filters_by_status(client, admin_user, decided, make_invoice,
                                                   clerk, approver):
     rejected = refund_request_create(invoice=make_invoice(), remarks="Charged twice", actor=clerk)
-    request_reject(request=rejected, actor=approver, remarks="It was not")
+    request_reject(financial_request=rejected, actor=approver, remarks="It was not")
     client.force_login(admin_user)
 
     response = client.get(reverse("admin:approvals_financialrequest_changelist"),

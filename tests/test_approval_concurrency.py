@@ -8,12 +8,9 @@ so a hang fails the test."""
 
 import pytest
 
-from approvals.gate import NEEDS_REFUND_REQUEST
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
+from approvals.rules import ALREADY_OPEN, NEEDS_REFUND_REQUEST, NOT_OPEN, WITHDRAW_NOT_WAITING
 from approvals.services import (
-    ALREADY_OPEN,
-    NOT_OPEN,
-    WITHDRAW_NOT_WAITING,
     cancellation_request_create,
     refund_request_create,
     request_approve,
@@ -21,6 +18,7 @@ from approvals.services import (
     request_withdraw,
 )
 from audit.models import AuditEvent
+from billing.breakdown import CreditLineInput
 from billing.models import Policy
 from refunds.models import CreditNote
 from refunds.services import credit_note_create
@@ -53,11 +51,11 @@ def race_to_decide(kind, invoice, clerk, approvers):
     request = create(invoice=invoice, remarks="Raised for the wrong patient", actor=clerk)
 
     def approve(approver):
-        return lambda: request_approve(request=request, actor=as_user(approver),
+        return lambda: request_approve(financial_request=request, actor=as_user(approver),
                                        remarks="Agreed")
 
     def reject(approver):
-        return lambda: request_reject(request=request, actor=as_user(approver),
+        return lambda: request_reject(financial_request=request, actor=as_user(approver),
                                       remarks="Not agreed")
 
     calls = [approve(a) for a in approvers[:4]] + [reject(a) for a in approvers[4:]]
@@ -161,8 +159,8 @@ def test_a_requester_withdrawing_while_an_approver_approves_leaves_one_outcome(
 
     # when the requester withdraws it while the approver approves it
     outcomes = race(
-        lambda: request_withdraw(request=request, actor=as_user(clerk)),
-        lambda: request_approve(request=request, actor=as_user(approver)),
+        lambda: request_withdraw(financial_request=request, actor=as_user(clerk)),
+        lambda: request_approve(financial_request=request, actor=as_user(approver)),
     )
 
     # then one of them happened, and the other was told why it could not
@@ -184,12 +182,12 @@ def test_one_approval_carried_out_twice_at_once_is_used_once(
         invoice, clerk, clerk2, approver, clinic, reason):
     # given an approved refund request without proposed lines
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
-    request_approve(request=request, actor=approver)
+    request_approve(financial_request=request, actor=approver)
     line_a, line_b = invoice.lines.order_by("position")
 
     # when two clerks credit a different line each, on the strength of it, at the same time
     def credit(user, line):
-        return lambda: credit_note_create(invoice=invoice, lines=[(line.pk, None)],
+        return lambda: credit_note_create(invoice=invoice, lines=[CreditLineInput(line)],
                                           dispute_reason=reason, actor=as_user(user))
 
     outcomes = race(credit(clerk, line_a), credit(clerk2, line_b))

@@ -7,16 +7,16 @@ from decimal import Decimal
 import pytest
 
 from approvals import gate
-from approvals.gate import (
+from approvals.gate import LINE_NOT_APPROVED, LINE_OVER_APPROVED
+from approvals.models import FinancialRequest, RequestStatus
+from approvals.rules import (
     AWAITING_DECISION,
-    LINE_NOT_APPROVED,
-    LINE_OVER_APPROVED,
     NEEDS_CANCELLATION_REQUEST,
     NEEDS_REFUND_REQUEST,
+    OPEN_REFUND_REQUEST,
     REQUEST_NOT_APPROVED,
     REQUEST_OTHER_INVOICE,
 )
-from approvals.models import FinancialRequest, RequestStatus
 from approvals.services import (
     cancellation_request_create,
     refund_request_create,
@@ -25,11 +25,12 @@ from approvals.services import (
     request_withdraw,
 )
 from audit.models import AuditEvent
+from billing.breakdown import CreditLineInput
 from billing.models import InvoiceStatus, Policy
 from billing.money import format_money
 from refunds import services as refund_services
 from refunds.models import CreditNote, CreditNoteKind
-from refunds.services import credit_note_create, invoice_cancel, invoice_refund
+from refunds.services import credit_note_create, invoice_cancel
 
 from .conftest import ledger_state
 from .factories import DisputeReasonFactory
@@ -60,13 +61,13 @@ def lines_of(invoice):
 def approved_refund_request(invoice, *, clerk, approver, lines=None):
     request = refund_request_create(invoice=invoice, remarks="Patient was overcharged",
                                     actor=clerk, lines=lines)
-    return request_approve(request=request, actor=approver, remarks="OK")
+    return request_approve(financial_request=request, actor=approver, remarks="OK")
 
 
 def approved_cancellation_request(invoice, *, clerk, approver):
     request = cancellation_request_create(invoice=invoice, remarks="Raised for the wrong patient",
                                           actor=clerk)
-    return request_approve(request=request, actor=approver, remarks="OK")
+    return request_approve(financial_request=request, actor=approver, remarks="OK")
 
 
 def request_state(request):
@@ -104,8 +105,8 @@ def test_a_direct_clinic_refunds_credits_and_cancels_without_a_request(
     pay(to_refund, "28.700")
 
     # when staff refund, credit and cancel at once
-    refund = invoice_refund(invoice=to_refund, dispute_reason=reason, actor=clerk)
-    credit = credit_note_create(invoice=to_credit, lines=[(lines_of(to_credit)[1], None)],
+    refund = credit_note_create(full=True, invoice=to_refund, dispute_reason=reason, actor=clerk)
+    credit = credit_note_create(invoice=to_credit, lines=[CreditLineInput(lines_of(to_credit)[1])],
                                 dispute_reason=reason, actor=clerk)
     cancellation = invoice_cancel(invoice=to_cancel, remarks="Duplicate", actor=clerk)
 
@@ -124,13 +125,13 @@ def test_a_direct_clinic_refunds_credits_and_cancels_without_a_request(
 
 def test_an_approval_clinic_refuses_a_refund_without_a_request(paid, clerk, reason, refused):
     with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
 
 
 def test_an_approval_clinic_refuses_a_credit_without_a_request(unpaid, clerk, reason, refused):
     _, line_b = lines_of(unpaid)
     with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
-        credit_note_create(invoice=unpaid, lines=[(line_b, None)], dispute_reason=reason,
+        credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                            actor=clerk)
 
 
@@ -147,7 +148,7 @@ def test_an_approved_request_of_the_other_kind_authorises_nothing(
 
     # when staff credit a line, then a refund request is still needed
     with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
-        credit_note_create(invoice=unpaid, lines=[(line_b, None)], dispute_reason=reason,
+        credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                            actor=clerk)
 
 
@@ -158,7 +159,7 @@ def test_a_refund_is_refused_while_its_request_awaits_a_decision(
 
     # when staff refund, then they are told to wait for the decision
     with refused(AWAITING_DECISION.format(kind="Invoice Refund Request", invoice=paid)):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
     assert request_state(request) == (RequestStatus.REQUESTED, None, None)
 
 
@@ -172,10 +173,10 @@ def test_a_cancellation_is_refused_while_its_request_awaits_a_decision(unpaid, c
 
 def test_a_rejected_request_leaves_the_refund_refused(paid, clerk, approver, reason, refused):
     request = refund_request_create(invoice=paid, remarks="Patient was overcharged", actor=clerk)
-    request_reject(request=request, actor=approver, remarks="The price was right")
+    request_reject(financial_request=request, actor=approver, remarks="The price was right")
 
     with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
 
 
 # -- approval clinics: carried out after approval -------------------------------------------------
@@ -188,7 +189,7 @@ def test_an_approved_refund_request_authorises_a_full_refund_and_is_completed_wi
     assert not request.lines.exists()
 
     # when staff refund the invoice in full
-    note = invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+    note = credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
 
     # then the refund is made, and the request is consumed by it
     assert (note.kind, note.amount, note.amount_unapplied) == (
@@ -203,7 +204,8 @@ def test_an_approved_refund_request_authorises_a_credit(unpaid, clerk, approver,
     request = approved_refund_request(unpaid, clerk=clerk, approver=approver)
     _, line_b = lines_of(unpaid)
 
-    note = credit_note_create(invoice=unpaid, lines=[(line_b, None)], dispute_reason=reason,
+    note = credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_b)],
+                              dispute_reason=reason,
                               actor=clerk)
 
     assert (note.kind, note.amount) == (CreditNoteKind.CREDIT, D("7.700"))
@@ -216,7 +218,7 @@ def test_another_member_of_staff_may_carry_out_the_approved_request(
         paid, clerk, clerk2, approver, reason):
     request = approved_refund_request(paid, clerk=clerk, approver=approver)
 
-    note = invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk2)
+    note = credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk2)
 
     assert_completed_by(request, note, clerk2)
 
@@ -224,7 +226,8 @@ def test_another_member_of_staff_may_carry_out_the_approved_request(
 def test_the_request_passed_explicitly_is_the_one_completed(paid, clerk, approver, reason):
     request = approved_refund_request(paid, clerk=clerk, approver=approver)
 
-    note = invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk, request=request)
+    note = credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk,
+                              approval_request=request)
 
     assert_completed_by(request, note, clerk)
 
@@ -234,18 +237,19 @@ def test_the_approval_is_consumed_so_a_second_refund_needs_a_new_request(
     # given a refund request approved and carried out on line B
     request = approved_refund_request(unpaid, clerk=clerk, approver=approver)
     line_a, line_b = lines_of(unpaid)
-    credit_note_create(invoice=unpaid, lines=[(line_b, None)], dispute_reason=reason,
+    credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                        actor=clerk)
 
     # when staff credit line A too, then a new request is needed
     with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
-        credit_note_create(invoice=unpaid, lines=[(line_a, None)], dispute_reason=reason,
+        credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_a)], dispute_reason=reason,
                            actor=clerk)
     assert request_state(request)[0] == RequestStatus.COMPLETED
 
     # and with a new approved request, it can be done
     second = approved_refund_request(unpaid, clerk=clerk, approver=approver)
-    note = credit_note_create(invoice=unpaid, lines=[(line_a, None)], dispute_reason=reason,
+    note = credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_a)],
+                              dispute_reason=reason,
                               actor=clerk)
     assert_completed_by(second, note, clerk)
 
@@ -275,17 +279,19 @@ def test_a_refusal_when_carrying_out_leaves_the_request_approved(
     # given an approved request for 5.000 on line A
     line_a, _ = lines_of(paid)
     request = approved_refund_request(paid, clerk=clerk, approver=approver,
-                                      lines=[(line_a, D("5.000"))])
+                                      lines=[CreditLineInput(line_a, D("5.000"))])
 
     # when staff try 5.001, then they are refused
     with refused(LINE_OVER_APPROVED.format(approved=money("5.000"), amount=money("5.001"),
                                            line=line_a)):
-        credit_note_create(invoice=paid, lines=[(line_a, D("5.001"))], dispute_reason=reason,
+        credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("5.001"))],
+                           dispute_reason=reason,
                            actor=clerk)
 
     # and the request is still approved, ready for a refund within it
     assert request_state(request) == (RequestStatus.APPROVED, None, None)
-    note = credit_note_create(invoice=paid, lines=[(line_a, D("5.000"))], dispute_reason=reason,
+    note = credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("5.000"))],
+                              dispute_reason=reason,
                               actor=clerk)
     assert_completed_by(request, note, clerk)
 
@@ -321,7 +327,7 @@ def test_a_failure_after_the_completion_rolls_the_completion_back(
 
     # when staff refund
     with pytest.raises(RuntimeError):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
 
     # then nothing happened: no credit note, and the request is still approved
     assert ledger_state() == before
@@ -344,7 +350,7 @@ def test_a_failure_to_complete_the_request_rolls_the_credit_note_back(
     before = ledger_state()
 
     with pytest.raises(RuntimeError):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
 
     assert ledger_state() == before
     assert not CreditNote.objects.exists()
@@ -364,7 +370,8 @@ def test_a_request_of_another_invoice_is_refused(
 
     # when staff refund the first with it, then they are refused
     with refused(REQUEST_OTHER_INVOICE.format(request=request)):
-        invoice_refund(invoice=first, dispute_reason=reason, actor=clerk, request=request)
+        credit_note_create(full=True, invoice=first, dispute_reason=reason, actor=clerk,
+                           approval_request=request)
     assert request_state(request) == (RequestStatus.APPROVED, None, None)
 
 
@@ -374,8 +381,8 @@ def test_a_cancellation_request_cannot_authorise_a_credit(
     _, line_b = lines_of(unpaid)
 
     with refused(REQUEST_OTHER_INVOICE.format(request=request)):
-        credit_note_create(invoice=unpaid, lines=[(line_b, None)], dispute_reason=reason,
-                           actor=clerk, request=request)
+        credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_b)], dispute_reason=reason,
+                           actor=clerk, approval_request=request)
     assert request_state(request) == (RequestStatus.APPROVED, None, None)
 
 
@@ -383,7 +390,7 @@ def test_a_refund_request_cannot_authorise_a_cancellation(unpaid, clerk, approve
     request = approved_refund_request(unpaid, clerk=clerk, approver=approver)
 
     with refused(REQUEST_OTHER_INVOICE.format(request=request)):
-        invoice_cancel(invoice=unpaid, remarks="Duplicate", actor=clerk, request=request)
+        invoice_cancel(invoice=unpaid, remarks="Duplicate", actor=clerk, approval_request=request)
     assert request_state(request) == (RequestStatus.APPROVED, None, None)
 
 
@@ -400,19 +407,20 @@ def test_a_request_of_another_invoice_is_refused_in_a_direct_clinic_too(
 
     # when staff pass it for another invoice, then it is refused all the same
     with refused(REQUEST_OTHER_INVOICE.format(request=request)):
-        credit_note_create(invoice=second, lines=[(lines_of(second)[1], None)],
-                           dispute_reason=reason, actor=clerk, request=request)
+        credit_note_create(invoice=second, lines=[CreditLineInput(lines_of(second)[1])],
+                           dispute_reason=reason, actor=clerk, approval_request=request)
 
 
 def undecide(request, *, how, clerk, approver, reason):
     """Take an approved-or-waiting refund request out of the approved state, `how`."""
     if how == "rejected":
-        request_reject(request=request, actor=approver, remarks="No")
+        request_reject(financial_request=request, actor=approver, remarks="No")
     elif how == "withdrawn":
-        request_withdraw(request=request, actor=clerk)
+        request_withdraw(financial_request=request, actor=clerk)
     else:  # completed: approve it and use it on line B
-        request_approve(request=request, actor=approver)
-        credit_note_create(invoice=request.invoice, lines=[(lines_of(request.invoice)[1], None)],
+        request_approve(financial_request=request, actor=approver)
+        credit_note_create(invoice=request.invoice,
+                           lines=[CreditLineInput(lines_of(request.invoice)[1])],
                            dispute_reason=reason, actor=clerk)
     request.refresh_from_db()
     assert request.status == how
@@ -428,8 +436,8 @@ def test_a_request_that_is_not_approved_cannot_be_passed_explicitly(
 
     # when staff credit line A passing it, then they are refused
     with refused(REQUEST_NOT_APPROVED.format(request=request, status=how)):
-        credit_note_create(invoice=unpaid, lines=[(line_a, None)], dispute_reason=reason,
-                           actor=clerk, request=request)
+        credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_a)], dispute_reason=reason,
+                           actor=clerk, approval_request=request)
     assert request_state(request)[0] == how
 
 
@@ -437,9 +445,10 @@ def test_a_request_still_waiting_cannot_be_passed_explicitly(unpaid, clerk, reas
     request = refund_request_create(invoice=unpaid, remarks="Overcharged", actor=clerk)
     line_a, _ = lines_of(unpaid)
 
-    with refused(REQUEST_NOT_APPROVED.format(request=request, status="requested")):
-        credit_note_create(invoice=unpaid, lines=[(line_a, None)], dispute_reason=reason,
-                           actor=clerk, request=request)
+    # the same answer as when the request is found rather than named
+    with refused(AWAITING_DECISION.format(kind="Invoice Refund Request", invoice=unpaid)):
+        credit_note_create(invoice=unpaid, lines=[CreditLineInput(line_a)], dispute_reason=reason,
+                           actor=clerk, approval_request=request)
 
 
 # -- proposed lines -------------------------------------------------------------------------------
@@ -450,7 +459,7 @@ def five_on_line_a(paid, clerk, approver):
     """An approved refund request proposing 5.000 (without tax) on line A of the paid invoice."""
     line_a, _ = lines_of(paid)
     request = approved_refund_request(paid, clerk=clerk, approver=approver,
-                                      lines=[(line_a, D("5.000"))])
+                                      lines=[CreditLineInput(line_a, D("5.000"))])
     assert list(request.lines.values_list("invoice_line", "amount")) == [(line_a.pk, D("5.000"))]
     return request
 
@@ -460,7 +469,8 @@ def test_more_than_the_approved_amount_on_a_line_is_refused(
     line_a, _ = lines_of(paid)
     with refused(LINE_OVER_APPROVED.format(approved=money("5.000"), amount=money("5.001"),
                                            line=line_a)):
-        credit_note_create(invoice=paid, lines=[(line_a, D("5.001"))], dispute_reason=reason,
+        credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("5.001"))],
+                           dispute_reason=reason,
                            actor=clerk)
     assert request_state(five_on_line_a) == (RequestStatus.APPROVED, None, None)
 
@@ -469,7 +479,8 @@ def test_a_line_not_in_the_approved_request_is_refused(
         paid, five_on_line_a, clerk, reason, refused):
     _, line_b = lines_of(paid)
     with refused(LINE_NOT_APPROVED.format(line=line_b)):
-        credit_note_create(invoice=paid, lines=[(line_b, D("1.000"))], dispute_reason=reason,
+        credit_note_create(invoice=paid, lines=[CreditLineInput(line_b, D("1.000"))],
+                           dispute_reason=reason,
                            actor=clerk)
     assert request_state(five_on_line_a) == (RequestStatus.APPROVED, None, None)
 
@@ -478,14 +489,16 @@ def test_an_approved_line_with_one_not_approved_is_refused(
         paid, five_on_line_a, clerk, reason, refused):
     line_a, line_b = lines_of(paid)
     with refused(LINE_NOT_APPROVED.format(line=line_b)):
-        credit_note_create(invoice=paid, lines=[(line_a, D("5.000")), (line_b, D("1.000"))],
+        credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("5.000")),
+                                                CreditLineInput(line_b, D("1.000"))],
                            dispute_reason=reason, actor=clerk)
 
 
 def test_exactly_the_approved_amount_is_refunded(paid, five_on_line_a, clerk, reason):
     line_a, _ = lines_of(paid)
 
-    note = credit_note_create(invoice=paid, lines=[(line_a, D("5.000"))], dispute_reason=reason,
+    note = credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("5.000"))],
+                              dispute_reason=reason,
                               actor=clerk)
 
     assert (note.subtotal, note.tax_amount, note.amount_unapplied) == (
@@ -499,7 +512,8 @@ def test_less_than_the_approved_amount_is_refunded_and_consumes_the_approval(
         paid, five_on_line_a, clerk, reason, refused):
     # when staff refund 4.000 of the 5.000 approved on line A
     line_a, _ = lines_of(paid)
-    note = credit_note_create(invoice=paid, lines=[(line_a, D("4.000"))], dispute_reason=reason,
+    note = credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("4.000"))],
+                              dispute_reason=reason,
                               actor=clerk)
 
     # then it is refunded and the request completed
@@ -508,11 +522,13 @@ def test_less_than_the_approved_amount_is_refunded_and_consumes_the_approval(
 
     # and the 1.000 left of the approval cannot be used: a new request is needed
     with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
-        credit_note_create(invoice=paid, lines=[(line_a, D("1.000"))], dispute_reason=reason,
+        credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("1.000"))],
+                           dispute_reason=reason,
                            actor=clerk)
     with refused(REQUEST_NOT_APPROVED.format(request=five_on_line_a, status="completed")):
-        credit_note_create(invoice=paid, lines=[(line_a, D("1.000"))], dispute_reason=reason,
-                           actor=clerk, request=five_on_line_a)
+        credit_note_create(invoice=paid, lines=[CreditLineInput(line_a, D("1.000"))],
+                           dispute_reason=reason,
+                           actor=clerk, approval_request=five_on_line_a)
 
 
 def test_a_full_refund_is_refused_against_a_request_that_does_not_cover_everything(
@@ -521,7 +537,7 @@ def test_a_full_refund_is_refused_against_a_request_that_does_not_cover_everythi
     # the full refund credits all of line A (20.000) and line B: more than approved
     with refused(LINE_OVER_APPROVED.format(approved=money("5.000"), amount=money("20.000"),
                                            line=line_a)):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
     assert request_state(five_on_line_a) == (RequestStatus.APPROVED, None, None)
 
 
@@ -529,9 +545,9 @@ def test_a_full_refund_is_refused_against_a_request_missing_a_line(
         paid, clerk, approver, reason, refused):
     line_a, line_b = lines_of(paid)
     request = approved_refund_request(paid, clerk=clerk, approver=approver,
-                                      lines=[(line_a, None)])
+                                      lines=[CreditLineInput(line_a)])
     with refused(LINE_NOT_APPROVED.format(line=line_b)):
-        invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+        credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
     assert request_state(request) == (RequestStatus.APPROVED, None, None)
 
 
@@ -539,9 +555,9 @@ def test_a_full_refund_passes_against_a_request_covering_every_line(
         paid, clerk, approver, reason):
     line_a, line_b = lines_of(paid)
     request = approved_refund_request(paid, clerk=clerk, approver=approver,
-                                      lines=[(line_a, None), (line_b, None)])
+                                      lines=[CreditLineInput(line_a), CreditLineInput(line_b)])
 
-    note = invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+    note = credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
 
     assert note.amount == D("28.700")
     assert_completed_by(request, note, clerk)
@@ -552,7 +568,8 @@ def test_a_line_without_an_amount_stores_what_remains_on_it_at_request_time(
     # given a direct clinic where 3.000 of line A was already credited
     invoice = make_invoice()
     line_a, line_b = lines_of(invoice)
-    credit_note_create(invoice=invoice, lines=[(line_a, D("3.000"))], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("3.000"))],
+                       dispute_reason=reason,
                        actor=clerk)
     # and the clinic now needs approval
     clinic.refund_policy = Policy.APPROVAL
@@ -560,7 +577,8 @@ def test_a_line_without_an_amount_stores_what_remains_on_it_at_request_time(
 
     # when staff request line A without an amount, and line B for 2.000
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
-                                    lines=[(line_a, None), (line_b, D("2.000"))])
+                                    lines=[CreditLineInput(line_a),
+                                           CreditLineInput(line_b, D("2.000"))])
 
     # then the request stores the 17.000 left on line A
     assert list(request.lines.values_list("invoice_line", "amount")) == [
@@ -571,8 +589,9 @@ def test_a_line_without_an_amount_stores_what_remains_on_it_at_request_time(
                                    {"line": line_b.pk, "net": "2.000"}]
 
     # and once approved, all of line A can be credited, but no more
-    request_approve(request=request, actor=approver)
-    note = credit_note_create(invoice=invoice, lines=[(line_a, None)], dispute_reason=reason,
+    request_approve(financial_request=request, actor=approver)
+    note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a)],
+                              dispute_reason=reason,
                               actor=clerk)
     assert note.subtotal == D("17.000")
     assert_completed_by(request, note, clerk)
@@ -584,7 +603,7 @@ def test_the_kind_of_a_request_is_checked_per_action(unpaid, clerk, approver, re
     refund_request = approved_refund_request(unpaid, clerk=clerk, approver=approver)
     cancellation = approved_cancellation_request(unpaid, clerk=clerk, approver=approver)
 
-    credit = credit_note_create(invoice=unpaid, lines=[(lines_of(unpaid)[1], None)],
+    credit = credit_note_create(invoice=unpaid, lines=[CreditLineInput(lines_of(unpaid)[1])],
                                 dispute_reason=reason, actor=clerk)
     cancellation.refresh_from_db()
     assert cancellation.status == RequestStatus.APPROVED
@@ -597,7 +616,7 @@ def test_the_kind_of_a_request_is_checked_per_action(unpaid, clerk, approver, re
 def test_an_invoice_with_an_open_refund_request_is_not_cancelled_until_it_is_settled(
     approval_clinic, make_invoice, clerk, clerk2, approver, refused
 ):
-    from approvals.gate import OPEN_REFUND_REQUEST
+
     from approvals.services import cancellation_request_create, refund_request_create
 
     # given an invoice with a refund request waiting and an approved cancellation request
@@ -605,13 +624,13 @@ def test_an_invoice_with_an_open_refund_request_is_not_cancelled_until_it_is_set
     refund_request = refund_request_create(invoice=invoice, remarks="Billed twice", actor=clerk)
     cancellation = cancellation_request_create(invoice=invoice, remarks="Wrong patient",
                                                actor=clerk2)
-    request_approve(request=cancellation, actor=approver)
+    request_approve(financial_request=cancellation, actor=approver)
 
     # then cancelling is refused while the refund request is open, and allowed once withdrawn
     with refused(OPEN_REFUND_REQUEST.format(invoice=invoice, pk=refund_request.pk,
                                             status="requested")):
         invoice_cancel(invoice=invoice, remarks="Wrong patient", actor=clerk2)
-    request_withdraw(request=refund_request, actor=clerk)
+    request_withdraw(financial_request=refund_request, actor=clerk)
     invoice_cancel(invoice=invoice, remarks="Wrong patient", actor=clerk2)
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.CANCELLED

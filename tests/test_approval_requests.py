@@ -12,21 +12,18 @@ from django.db.models import F
 
 from approvals.models import REMARKS_MAX_LENGTH, FinancialRequest, RequestKind, RequestStatus
 from approvals.notifications import notifications_muted
-from approvals.services import (
+from approvals.rules import (
     ALREADY_DECIDED,
     ALREADY_OPEN,
-    CANCEL_PAID_FIRST,
     DIRECT_POLICY,
-    NOT_CANCELLABLE,
-    NOT_CANCELLABLE_DRAFT,
     NOT_OPEN,
-    NOT_REFUNDABLE,
-    NOTHING_TO_REFUND,
     OWN_REQUEST,
-    REJECT_REMARKS,
-    REMARKS_REQUIRED,
     WITHDRAW_NOT_REQUESTER,
     WITHDRAW_NOT_WAITING,
+)
+from approvals.services import (
+    REJECT_REMARKS,
+    REMARKS_REQUIRED,
     cancellation_request_create,
     refund_request_create,
     request_approve,
@@ -35,11 +32,20 @@ from approvals.services import (
 )
 from audit.models import AuditEvent
 from billing.access import NO_PERMISSION, NOT_A_MEMBER
-from billing.breakdown import LINE_NOT_ON_INVOICE, LINE_OVER
+from billing.breakdown import LINE_NOT_ON_INVOICE, LINE_OVER, CreditLineInput
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
+from billing.rules import (
+    CANCEL_ALREADY,
+    CANCEL_DRAFT,
+    CANCEL_NOTHING_LEFT,
+    CANCEL_PAID,
+    INVOICE_CANCELLED,
+    INVOICE_DRAFT,
+    NOTHING_LEFT,
+)
 from billing.text import REMARKS_TOO_LONG
-from refunds.services import credit_note_create, invoice_cancel, invoice_refund
+from refunds.services import credit_note_create, invoice_cancel
 
 from .factories import UserFactory, approver_factory, clerk_factory
 
@@ -204,7 +210,7 @@ def test_a_second_open_request_of_the_same_kind_is_refused(
 
 def test_a_second_request_is_refused_while_the_first_is_approved(
         invoice, requested, clerk2, approver, refused_request):
-    request_approve(request=requested, actor=approver)
+    request_approve(financial_request=requested, actor=approver)
 
     message = (f"{invoice} already has an open Invoice Refund Request (#{requested.pk}, approved,"
                " by clerk). Wait for its decision, or withdraw it first.")
@@ -234,13 +240,13 @@ def test_a_new_request_may_follow_one_that_was_closed(
         how, invoice, requested, clerk, approver, reason):
     # given a refund request that was rejected, withdrawn, or approved and carried out
     if how == "rejected":
-        request_reject(request=requested, actor=approver, remarks="No")
+        request_reject(financial_request=requested, actor=approver, remarks="No")
     elif how == "withdrawn":
-        request_withdraw(request=requested, actor=clerk)
+        request_withdraw(financial_request=requested, actor=clerk)
     else:
-        request_approve(request=requested, actor=approver)
+        request_approve(financial_request=requested, actor=approver)
         line_b = invoice.lines.order_by("position").last()
-        credit_note_create(invoice=invoice, lines=[(line_b, None)], dispute_reason=reason,
+        credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                            actor=clerk)
     requested.refresh_from_db()
     assert requested.status == how
@@ -281,14 +287,14 @@ def test_the_database_refuses_a_request_without_remarks(invoice, clerk):
 def test_a_cancellation_request_on_a_draft_is_refused(
         approval_clinic, make_invoice, clerk, refused_request):
     draft = make_invoice(issue=False)
-    with refused_request(NOT_CANCELLABLE_DRAFT):
+    with refused_request(CANCEL_DRAFT):
         cancellation_request_create(invoice=draft, remarks="Duplicate", actor=clerk)
 
 
 def test_a_cancellation_request_with_unrefunded_money_is_refused(
         invoice, pay, clerk, refused_request):
     pay(invoice, "10.000")
-    with refused_request(CANCEL_PAID_FIRST.format(amount="10.000 OMR", invoice=invoice)):
+    with refused_request(CANCEL_PAID.format(amount="10.000 OMR", invoice=invoice)):
         cancellation_request_create(invoice=invoice, remarks="Duplicate", actor=clerk)
 
 
@@ -300,26 +306,27 @@ def test_a_cancellation_request_on_a_cancelled_invoice_is_refused(
     clinic.cancellation_policy = Policy.APPROVAL
     clinic.save()
 
-    with refused_request(NOT_CANCELLABLE.format(invoice=invoice, status="cancelled")):
+    with refused_request(CANCEL_ALREADY.format(invoice=invoice)):
         cancellation_request_create(invoice=invoice, remarks="Duplicate", actor=clerk)
 
 
 def test_a_cancellation_request_on_a_fully_credited_invoice_is_refused(
         clinic, make_invoice, clerk, reason, refused_request):
     invoice = make_invoice()
-    credit_note_create(invoice=invoice, lines=[(line, None) for line in invoice.lines.all()],
+    credit_note_create(invoice=invoice,
+                       lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
     clinic.cancellation_policy = Policy.APPROVAL
     clinic.save()
 
-    with refused_request(NOT_CANCELLABLE.format(invoice=invoice, status="credited")):
+    with refused_request(CANCEL_NOTHING_LEFT.format(invoice=invoice)):
         cancellation_request_create(invoice=invoice, remarks="Duplicate", actor=clerk)
 
 
 def test_a_refund_request_on_a_draft_is_refused(
         approval_clinic, make_invoice, clerk, refused_request):
     draft = make_invoice(issue=False)
-    with refused_request(NOT_REFUNDABLE.format(invoice=draft, status="draft")):
+    with refused_request(INVOICE_DRAFT):
         refund_request_create(invoice=draft, remarks="Overcharged", actor=clerk)
 
 
@@ -330,7 +337,7 @@ def test_a_refund_request_on_a_cancelled_invoice_is_refused(
     clinic.refund_policy = Policy.APPROVAL
     clinic.save()
 
-    with refused_request(NOT_REFUNDABLE.format(invoice=invoice, status="cancelled")):
+    with refused_request(INVOICE_CANCELLED.format(invoice=invoice)):
         refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
 
 
@@ -338,23 +345,24 @@ def test_a_refund_request_on_a_fully_refunded_invoice_is_refused(
         clinic, make_invoice, pay, clerk, reason, refused_request):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+    credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
     clinic.refund_policy = Policy.APPROVAL
     clinic.save()
 
-    with refused_request(NOTHING_TO_REFUND.format(invoice=invoice)):
+    with refused_request(NOTHING_LEFT.format(invoice=invoice)):
         refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
 
 
 def test_a_refund_request_on_a_fully_credited_invoice_is_refused(
         clinic, make_invoice, clerk, reason, refused_request):
     invoice = make_invoice()
-    credit_note_create(invoice=invoice, lines=[(line, None) for line in invoice.lines.all()],
+    credit_note_create(invoice=invoice,
+                       lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
     clinic.refund_policy = Policy.APPROVAL
     clinic.save()
 
-    with refused_request(NOTHING_TO_REFUND.format(invoice=invoice)):
+    with refused_request(NOTHING_LEFT.format(invoice=invoice)):
         refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
 
 
@@ -365,7 +373,7 @@ def test_proposed_lines_of_another_invoice_are_refused(
 
     with refused_request(LINE_NOT_ON_INVOICE.format(invoice=invoice)):
         refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
-                              lines=[(foreign_line, D("1.000"))])
+                              lines=[CreditLineInput(foreign_line, D("1.000"))])
 
 
 def test_proposed_lines_beyond_what_remains_are_refused(invoice, clerk, refused_request):
@@ -373,14 +381,15 @@ def test_proposed_lines_beyond_what_remains_are_refused(invoice, clerk, refused_
     with refused_request(LINE_OVER.format(remaining="7.333 OMR", amount="7.334 OMR",
                                           line=line_b)):
         refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
-                              lines=[(line_b, D("7.334"))])
+                              lines=[CreditLineInput(line_b, D("7.334"))])
 
 
 def test_proposed_lines_are_stored_with_the_request(invoice, clerk):
     line_a, line_b = invoice.lines.order_by("position")
 
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
-                                    lines=[(line_b, D("2.500")), (line_a.pk, None)])
+                                    lines=[CreditLineInput(line_b, D("2.500")),
+                                           CreditLineInput(line_a)])
 
     assert sorted(request.lines.values_list("invoice_line", "amount")) == sorted([
         (line_a.pk, D("20.000")), (line_b.pk, D("2.500"))])
@@ -406,7 +415,8 @@ def test_an_approver_cannot_submit_a_request(invoice, approver, refused_request)
 def test_an_approver_of_the_clinic_approves_a_request(invoice, requested, approver):
     before = invoice_amounts(invoice)
 
-    request = request_approve(request=requested, actor=approver, remarks="  Agreed with patient ")
+    request = request_approve(financial_request=requested, actor=approver,
+                              remarks="  Agreed with patient ")
 
     request.refresh_from_db()
     assert request.status == RequestStatus.APPROVED
@@ -422,7 +432,7 @@ def test_an_approver_of_the_clinic_approves_a_request(invoice, requested, approv
 
 
 def test_approval_remarks_are_optional(requested, approver):
-    request = request_approve(request=requested, actor=approver)
+    request = request_approve(financial_request=requested, actor=approver)
     request.refresh_from_db()
     assert (request.status, request.decision_remarks) == (RequestStatus.APPROVED, "")
 
@@ -430,7 +440,8 @@ def test_approval_remarks_are_optional(requested, approver):
 def test_approval_remarks_longer_than_the_limit_are_refused(requested, approver,
                                                            refused_request):
     with refused_request(REMARKS_TOO_LONG.format(limit=REMARKS_MAX_LENGTH)):
-        request_approve(request=requested, actor=approver, remarks="x" * (REMARKS_MAX_LENGTH + 1))
+        request_approve(financial_request=requested, actor=approver,
+                        remarks="x" * (REMARKS_MAX_LENGTH + 1))
 
 
 @pytest.mark.parametrize("decide", ["approve", "reject"])
@@ -441,9 +452,9 @@ def test_the_requester_cannot_decide_their_own_request(decide, invoice, dual, re
     # when they decide it, then they are refused
     with refused_request(OWN_REQUEST):
         if decide == "approve":
-            request_approve(request=request, actor=dual, remarks="Fine by me")
+            request_approve(financial_request=request, actor=dual, remarks="Fine by me")
         else:
-            request_reject(request=request, actor=dual, remarks="Changed my mind")
+            request_reject(financial_request=request, actor=dual, remarks="Changed my mind")
 
 
 def test_the_database_refuses_a_request_decided_by_its_requester(requested, clerk):
@@ -462,23 +473,23 @@ def test_the_database_refuses_a_rejection_without_remarks(requested, approver):
 
 def test_an_approver_of_another_clinic_cannot_decide(requested, other_approver, refused_request):
     with refused_request(NOT_A_MEMBER.format(clinic="Muscat Clinic")):
-        request_approve(request=requested, actor=other_approver)
+        request_approve(financial_request=requested, actor=other_approver)
     with refused_request(NOT_A_MEMBER.format(clinic="Muscat Clinic")):
-        request_reject(request=requested, actor=other_approver, remarks="No")
+        request_reject(financial_request=requested, actor=other_approver, remarks="No")
 
 
 def test_a_clerk_cannot_decide(requested, clerk2, refused_request):
     message = NO_PERMISSION.format(action="approve or reject financial requests")
     with refused_request(message):
-        request_approve(request=requested, actor=clerk2)
+        request_approve(financial_request=requested, actor=clerk2)
     with refused_request(message):
-        request_reject(request=requested, actor=clerk2, remarks="No")
+        request_reject(financial_request=requested, actor=clerk2, remarks="No")
 
 
 @pytest.mark.parametrize("remarks", ["", "   ", None])
 def test_a_rejection_needs_remarks(remarks, requested, approver, refused_request):
     with refused_request(REJECT_REMARKS):
-        request_reject(request=requested, actor=approver, remarks=remarks)
+        request_reject(financial_request=requested, actor=approver, remarks=remarks)
 
 
 def test_a_rejection_leaves_the_invoice_as_it_was(invoice, pay, clerk, approver):
@@ -489,7 +500,8 @@ def test_a_rejection_leaves_the_invoice_as_it_was(invoice, pay, clerk, approver)
     lines_before = list(invoice.lines.values_list("pk", "credited_net", "credited_tax"))
 
     # when the approver rejects it
-    request = request_reject(request=request, actor=approver, remarks=" The price was right ")
+    request = request_reject(financial_request=request, actor=approver,
+                             remarks=" The price was right ")
 
     # then it is rejected, and the invoice is untouched
     request.refresh_from_db()
@@ -507,40 +519,40 @@ def test_a_rejection_leaves_the_invoice_as_it_was(invoice, pay, clerk, approver)
 
 def test_a_rejected_request_can_never_be_approved(requested, approver, approver2,
                                                   refused_request):
-    request_reject(request=requested, actor=approver, remarks="No")
+    request_reject(financial_request=requested, actor=approver, remarks="No")
 
     with refused_request("This request was already decided by approver: it is rejected."):
-        request_approve(request=requested, actor=approver2)
+        request_approve(financial_request=requested, actor=approver2)
     with refused_request(ALREADY_DECIDED.format(who="approver", status="rejected")):
-        request_approve(request=requested, actor=approver)
+        request_approve(financial_request=requested, actor=approver)
 
 
 def test_approving_twice_is_refused(requested, approver, approver2, refused_request):
-    request_approve(request=requested, actor=approver)
+    request_approve(financial_request=requested, actor=approver)
 
     with refused_request(ALREADY_DECIDED.format(who="approver", status="approved")):
-        request_approve(request=requested, actor=approver)
+        request_approve(financial_request=requested, actor=approver)
     with refused_request(ALREADY_DECIDED.format(who="approver", status="approved")):
-        request_reject(request=requested, actor=approver2, remarks="Too late")
+        request_reject(financial_request=requested, actor=approver2, remarks="Too late")
     assert AuditEvent.objects.filter(action__in=["request.approved",
                                                  "request.rejected"]).count() == 1
 
 
 def test_a_completed_request_cannot_be_decided_again(invoice, requested, clerk, approver,
                                                      reason, refused_request):
-    request_approve(request=requested, actor=approver)
-    credit_note_create(invoice=invoice, lines=[(invoice.lines.last(), None)],
+    request_approve(financial_request=requested, actor=approver)
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(invoice.lines.last())],
                        dispute_reason=reason, actor=clerk)
 
     with refused_request(ALREADY_DECIDED.format(who="approver", status="completed")):
-        request_reject(request=requested, actor=approver, remarks="Oops")
+        request_reject(financial_request=requested, actor=approver, remarks="Oops")
 
 
 # -- withdrawing -----------------------------------------------------------------------------------
 
 
 def test_the_requester_withdraws_a_waiting_request(invoice, requested, clerk):
-    request = request_withdraw(request=requested, actor=clerk)
+    request = request_withdraw(financial_request=requested, actor=clerk)
 
     request.refresh_from_db()
     assert request.status == RequestStatus.WITHDRAWN
@@ -554,39 +566,39 @@ def test_the_requester_withdraws_a_waiting_request(invoice, requested, clerk):
 def test_only_the_requester_can_withdraw(requested, clerk2, approver, refused_request):
     for actor in (clerk2, approver):
         with refused_request(WITHDRAW_NOT_REQUESTER.format(who="clerk")):
-            request_withdraw(request=requested, actor=actor)
+            request_withdraw(financial_request=requested, actor=actor)
 
 
 def test_an_outsider_cannot_withdraw(requested, outsider, refused_request):
     with refused_request(NOT_A_MEMBER.format(clinic="Muscat Clinic")):
-        request_withdraw(request=requested, actor=outsider)
+        request_withdraw(financial_request=requested, actor=outsider)
 
 
 @pytest.mark.parametrize("decision", ["approved", "rejected"])
 def test_only_a_waiting_request_can_be_withdrawn(decision, requested, clerk, approver,
                                                  refused_request):
     if decision == "approved":
-        request_approve(request=requested, actor=approver)
+        request_approve(financial_request=requested, actor=approver)
     else:
-        request_reject(request=requested, actor=approver, remarks="No")
+        request_reject(financial_request=requested, actor=approver, remarks="No")
 
     with refused_request(WITHDRAW_NOT_WAITING.format(status=decision)):
-        request_withdraw(request=requested, actor=clerk)
+        request_withdraw(financial_request=requested, actor=clerk)
 
 
 def test_a_withdrawn_request_cannot_be_withdrawn_again(requested, clerk, refused_request):
-    request_withdraw(request=requested, actor=clerk)
+    request_withdraw(financial_request=requested, actor=clerk)
     with refused_request(WITHDRAW_NOT_WAITING.format(status="withdrawn")):
-        request_withdraw(request=requested, actor=clerk)
+        request_withdraw(financial_request=requested, actor=clerk)
 
 
 def test_a_withdrawn_request_cannot_be_decided(requested, clerk, approver, refused_request):
-    request_withdraw(request=requested, actor=clerk)
+    request_withdraw(financial_request=requested, actor=clerk)
 
     with refused_request(NOT_OPEN.format(status="withdrawn")):
-        request_approve(request=requested, actor=approver)
+        request_approve(financial_request=requested, actor=approver)
     with refused_request(NOT_OPEN.format(status="withdrawn")):
-        request_reject(request=requested, actor=approver, remarks="No")
+        request_reject(financial_request=requested, actor=approver, remarks="No")
 
 
 # -- notifications ---------------------------------------------------------------------------------
@@ -630,7 +642,7 @@ def test_a_new_request_email_lists_the_proposed_lines(
     line_b = invoice.lines.order_by("position").last()
     with django_capture_on_commit_callbacks(execute=True):
         refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
-                              lines=[(line_b, D("2.500"))])
+                              lines=[CreditLineInput(line_b, D("2.500"))])
 
     [mail] = mailoutbox
     assert mail.to == ["approver@clinic.test"]
@@ -654,9 +666,9 @@ def test_a_decision_emails_the_requester(
         django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         if decide == "approve":
-            request_approve(request=requested, actor=approver, remarks="Agreed")
+            request_approve(financial_request=requested, actor=approver, remarks="Agreed")
         else:
-            request_reject(request=requested, actor=approver, remarks="Agreed")
+            request_reject(financial_request=requested, actor=approver, remarks="Agreed")
 
     assert len(callbacks) == 1
     [mail] = mailoutbox
@@ -672,7 +684,7 @@ def test_a_decision_is_not_emailed_to_a_requester_without_an_address(
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=silent)
 
     with django_capture_on_commit_callbacks(execute=True):
-        request_approve(request=request, actor=approver)
+        request_approve(financial_request=request, actor=approver)
 
     assert mailoutbox == []
 
@@ -680,7 +692,7 @@ def test_a_decision_is_not_emailed_to_a_requester_without_an_address(
 def test_a_withdrawal_emails_nobody(requested, clerk, approver, mailoutbox,
                                     django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        request_withdraw(request=requested, actor=clerk)
+        request_withdraw(financial_request=requested, actor=clerk)
     assert mailoutbox == []
 
 
@@ -703,7 +715,7 @@ def test_nothing_is_emailed_when_the_decision_is_rolled_back(
         requested, approver, mailoutbox, django_capture_on_commit_callbacks):
     with (django_capture_on_commit_callbacks(execute=True) as callbacks,
           pytest.raises(RuntimeError), transaction.atomic()):
-        request_approve(request=requested, actor=approver)
+        request_approve(financial_request=requested, actor=approver)
         raise RuntimeError("the screen crashed")
 
     assert callbacks == []
@@ -716,7 +728,7 @@ def test_muted_notifications_send_nothing(
         invoice, clerk, approver, mailoutbox, django_capture_on_commit_callbacks):
     with notifications_muted(), django_capture_on_commit_callbacks(execute=True) as callbacks:
         request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
-        request_approve(request=request, actor=approver)
+        request_approve(financial_request=request, actor=approver)
 
     assert len(callbacks) == 2  # the notifications ran, and sent nothing
     assert mailoutbox == []

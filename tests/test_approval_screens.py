@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from approvals.context_processors import awaiting_count
 from approvals.models import FinancialRequest, FinancialRequestLine, RequestKind, RequestStatus
+from approvals.rules import DIRECT_POLICY, OWN_REQUEST
 from approvals.selectors import requests_awaiting
 from approvals.services import (
-    DIRECT_POLICY,
-    OWN_REQUEST,
     REJECT_REMARKS,
     REMARKS_REQUIRED,
     cancellation_request_create,
@@ -24,6 +23,7 @@ from approvals.services import (
     request_reject,
 )
 from audit.models import AuditEvent
+from billing.breakdown import CreditLineInput
 from billing.models import Policy
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
 
@@ -142,9 +142,9 @@ def test_the_queue_shows_newest_first_with_counts_per_status(
     first, second, third = (make_invoice() for _ in range(3))
     waiting = cancellation_request_create(invoice=first, remarks="Wrong patient", actor=clerk)
     approved = cancellation_request_create(invoice=second, remarks="No visit", actor=clerk)
-    request_approve(request=approved, actor=approver, remarks="Fine")
+    request_approve(financial_request=approved, actor=approver, remarks="Fine")
     rejected = cancellation_request_create(invoice=third, remarks="Pay later", actor=clerk)
-    request_reject(request=rejected, actor=approver, remarks="Not a reason to cancel")
+    request_reject(financial_request=rejected, actor=approver, remarks="Not a reason to cancel")
     # when the approver opens the queue
     response = as_approver.get(QUEUE)
     # then all three are listed, newest first, with a count for every status
@@ -167,7 +167,7 @@ def test_the_queue_filters_by_status(as_approver, approver, approval_clinic, mak
         "waiting": cancellation_request_create(invoice=make_invoice(), remarks="A", actor=clerk),
         "approved": cancellation_request_create(invoice=make_invoice(), remarks="B", actor=clerk),
     }
-    request_approve(request=made["approved"], actor=approver)
+    request_approve(financial_request=made["approved"], actor=approver)
     response = as_approver.get(QUEUE, {"status": status})
     assert sorted(listed(response)) == sorted(made[name].pk for name in expected)
     # the counts ignore the status filter, so every pill keeps its number
@@ -223,7 +223,7 @@ def test_the_queue_pages_by_25_and_keeps_the_filters(as_approver, approval_clini
 def test_the_approver_sees_the_request_and_the_decision_forms(as_approver, invoice, clerk):
     line = invoice.lines.order_by("position").first()
     proposed = refund_request_create(invoice=invoice, remarks="Blood test charged twice",
-                                     actor=clerk, lines=[(line, D("5.000"))])
+                                     actor=clerk, lines=[CreditLineInput(line, D("5.000"))])
     response = as_approver.get(detail_url(proposed))
     assert response.status_code == 200
     page = response.content.decode()
@@ -359,7 +359,7 @@ def test_the_requester_withdraws_their_request(as_clerk, requested, invoice):
 
 
 def test_a_decided_request_offers_no_more_decision(as_approver, approver, requested):
-    request_approve(request=requested, actor=approver)
+    request_approve(financial_request=requested, actor=approver)
     page = as_approver.get(detail_url(requested)).content.decode()
     assert action_url("approve", requested) not in page
     assert action_url("reject", requested) not in page

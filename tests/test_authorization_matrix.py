@@ -48,12 +48,13 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from api.lookups import NOT_FOUND as NOT_IN_YOUR_CLINICS
 from api.views import UNAUTHENTICATED
-from approvals.services import OWN_REQUEST, WITHDRAW_NOT_REQUESTER, refund_request_create
+from approvals.rules import OWN_REQUEST, WITHDRAW_NOT_REQUESTER
+from approvals.services import refund_request_create
 from billing.access import NO_PERMISSION
 from billing.models import Policy
 from billing.roles import BILLING_ADMINISTRATORS, BILLING_STAFF, FINANCIAL_APPROVERS
 from refunds.models import Refund
-from refunds.services import invoice_cancel, invoice_refund
+from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import api_application, api_state, api_token, gql_response
 from .factories import UserFactory
@@ -185,7 +186,8 @@ class World:
     @cached_property
     def credit_note(self):
         """A full refund of a cash-paid invoice; its refund waits to be paid out."""
-        return invoice_refund(invoice=self._invoice(paid=self.cash), dispute_reason=self.reason,
+        return credit_note_create(full=True, invoice=self._invoice(paid=self.cash),
+                                  dispute_reason=self.reason,
                               actor=self.clerk)
 
     @cached_property
@@ -201,7 +203,8 @@ class World:
     def failed_refund(self):
         """A card refund the gateway declined."""
         invoice = self._invoice(paid=self._fixture("online_card"), reference="fail_card")
-        note = invoice_refund(invoice=invoice, dispute_reason=self.reason, actor=self.clerk)
+        note = credit_note_create(full=True, invoice=invoice, dispute_reason=self.reason,
+                                  actor=self.clerk)
         refund = note.refunds.get()
         Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.FAILED, attempts=1)
         return refund

@@ -3,11 +3,14 @@
 from decimal import Decimal
 
 from audit.models import AuditEvent
+from billing import rules as billing_rules
+from billing.breakdown import CreditLineInput
 from billing.models import Invoice, InvoiceStatus
-from billing.services import DISCARD_NOT_DRAFT, invoice_discard
+from billing.rules import DISCARD_NOT_DRAFT
+from billing.services import invoice_discard
 from refunds import services
 from refunds.models import CreditNoteKind
-from refunds.services import credit_note_create, invoice_cancel, invoice_refund
+from refunds.services import credit_note_create, invoice_cancel
 
 D = Decimal
 
@@ -35,7 +38,7 @@ def test_cancelling_after_a_partial_credit_credits_only_what_remains(make_invoic
                                                                      reason):
     invoice = make_invoice()
     line_b = invoice.lines.order_by("position").last()
-    credit_note_create(invoice=invoice, lines=[(line_b, None)], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                        actor=clerk)
 
     note = invoice_cancel(invoice=invoice, remarks="Visit cancelled", actor=clerk)
@@ -49,7 +52,7 @@ def test_cancelling_after_a_partial_credit_credits_only_what_remains(make_invoic
 def test_cancel_is_refused_while_money_paid_is_not_refunded(make_invoice, pay, clerk, refused):
     invoice = make_invoice()
     pay(invoice, "10.000")
-    with refused(services.CANCEL_PAID.format(amount="10.000 OMR", invoice=invoice)):
+    with refused(billing_rules.CANCEL_PAID.format(amount="10.000 OMR", invoice=invoice)):
         invoice_cancel(invoice=invoice, remarks="Duplicate", actor=clerk)
 
 
@@ -63,21 +66,21 @@ def test_a_fully_refunded_invoice_has_nothing_left_to_cancel(make_invoice, pay, 
                                                              refused):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
-    with refused(services.CANCEL_NOTHING_LEFT.format(invoice=invoice)):
+    credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
+    with refused(billing_rules.CANCEL_NOTHING_LEFT.format(invoice=invoice)):
         invoice_cancel(invoice=invoice, remarks="Duplicate", actor=clerk)
 
 
 def test_cancel_twice_is_refused(make_invoice, clerk, refused):
     invoice = make_invoice()
     invoice_cancel(invoice=invoice, remarks="Duplicate", actor=clerk)
-    with refused(services.CANCEL_ALREADY.format(invoice=invoice)):
+    with refused(billing_rules.CANCEL_ALREADY.format(invoice=invoice)):
         invoice_cancel(invoice=invoice, remarks="Duplicate", actor=clerk)
 
 
 def test_a_draft_is_discarded_not_cancelled(make_invoice, clerk, refused):
     draft = make_invoice(issue=False)
-    with refused(services.CANCEL_DRAFT):
+    with refused(billing_rules.CANCEL_DRAFT):
         invoice_cancel(invoice=draft, remarks="Not needed", actor=clerk)
 
     invoice_discard(invoice=draft, actor=clerk)

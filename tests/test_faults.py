@@ -16,8 +16,8 @@ from django.utils.html import escape
 from api.models import IdempotencyKey
 from billing.faults import TEMPORARY_PROBLEM, UNEXPECTED_PROBLEM
 from billing.models import Payment
+from billing.rules import NOTHING_PAID
 from refunds.models import CreditNote
-from refunds.services import NOTHING_PAID
 
 from .api_helpers import (
     api_state,
@@ -144,7 +144,7 @@ def test_a_lost_connection_in_a_mutation_answers_503_with_the_plain_sentence(
         client, token, paid_invoice, reason, monkeypatch, fault_log):
     error = OperationalError(DRIVER_TEXT)
     stand_in = failing(error)
-    monkeypatch.setattr("api.mutations.invoice_refund.invoice_refund_service", stand_in)
+    monkeypatch.setattr("api.mutations.invoice_refund.credit_note_create", stand_in)
     before = api_state()
 
     response = refund(client, token, paid_invoice, reason)
@@ -183,7 +183,7 @@ def test_a_connection_lost_midway_through_a_refund_leaves_nothing_written(
 def test_a_closed_connection_in_a_mutation_answers_503(client, token, paid_invoice, reason,
                                                        monkeypatch, fault_log):
     error = InterfaceError("connection already closed")
-    monkeypatch.setattr("api.mutations.invoice_refund.invoice_refund_service", failing(error))
+    monkeypatch.setattr("api.mutations.invoice_refund.credit_note_create", failing(error))
 
     response = refund(client, token, paid_invoice, reason)
 
@@ -197,7 +197,7 @@ def test_a_closed_connection_in_a_mutation_answers_503(client, token, paid_invoi
 def test_a_bug_in_a_mutation_answers_500_without_its_text(client, token, paid_invoice, reason,
                                                           monkeypatch, fault_log):
     error = RuntimeError(SECRET)
-    monkeypatch.setattr("api.mutations.invoice_refund.invoice_refund_service", failing(error))
+    monkeypatch.setattr("api.mutations.invoice_refund.credit_note_create", failing(error))
     before = api_state()
 
     response = refund(client, token, paid_invoice, reason)
@@ -214,7 +214,7 @@ def test_a_bug_in_a_mutation_answers_500_without_its_text(client, token, paid_in
 def test_a_database_error_that_is_not_a_lost_connection_answers_500(
         client, token, paid_invoice, reason, monkeypatch, fault_log):
     error = ProgrammingError('relation "refunds_creditnote" does not exist')
-    monkeypatch.setattr("api.mutations.invoice_refund.invoice_refund_service", failing(error))
+    monkeypatch.setattr("api.mutations.invoice_refund.credit_note_create", failing(error))
 
     response = refund(client, token, paid_invoice, reason)
 
@@ -275,8 +275,8 @@ def test_a_keyed_request_that_met_a_bug_keeps_nothing_either(client, token, paid
     from api.mutations import invoice_refund
 
     error = RuntimeError(SECRET)
-    monkeypatch.setattr(invoice_refund, "invoice_refund_service",
-                        failing(error, times=1, then=invoice_refund.invoice_refund_service))
+    monkeypatch.setattr(invoice_refund, "credit_note_create",
+                        failing(error, times=1, then=invoice_refund.credit_note_create))
     before = api_state()
 
     first = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
@@ -297,7 +297,7 @@ def test_a_keyed_request_that_met_a_bug_has_no_retry_after_either(client, token,
                                                                   reason, monkeypatch,
                                                                   fault_log):
     """With or without a key, a 500 does not invite the client to try again shortly."""
-    monkeypatch.setattr("api.mutations.invoice_refund.invoice_refund_service",
+    monkeypatch.setattr("api.mutations.invoice_refund.credit_note_create",
                         failing(RuntimeError(SECRET)))
 
     unkeyed = refund(client, token, paid_invoice, reason)
@@ -318,7 +318,7 @@ def test_a_keyed_request_is_rolled_back_whole_when_one_of_its_mutations_met_a_fa
 
     other = make_invoice()
     pay(other, "28.700")
-    real_service = invoice_refund.invoice_refund_service
+    real_service = invoice_refund.credit_note_create
     error = OperationalError(DRIVER_TEXT)
 
     def second_fails_once(*, invoice, **kwargs):
@@ -328,7 +328,7 @@ def test_a_keyed_request_is_rolled_back_whole_when_one_of_its_mutations_met_a_fa
         return real_service(invoice=invoice, **kwargs)
 
     second_fails_once.failed = False
-    monkeypatch.setattr(invoice_refund, "invoice_refund_service", second_fails_once)
+    monkeypatch.setattr(invoice_refund, "credit_note_create", second_fails_once)
     variables = {"first": str(paid_invoice.pk), "second": str(other.pk), "reason": str(reason.pk)}
     before = api_state()
 
@@ -622,7 +622,7 @@ def test_a_session_request_to_the_api_gets_the_same_plain_sentence(
         as_clerk, paid_invoice, reason, monkeypatch, fault_log):
     """The API in a signed-in browser (GraphiQL): the same masking as with a token."""
     error = OperationalError(DRIVER_TEXT)
-    monkeypatch.setattr("api.mutations.invoice_refund.invoice_refund_service", failing(error))
+    monkeypatch.setattr("api.mutations.invoice_refund.credit_note_create", failing(error))
 
     response = as_clerk.post("/graphql/", data=json.dumps(
         {"query": REFUND, "variables": refund_vars(paid_invoice, reason)}),

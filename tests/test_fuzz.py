@@ -46,6 +46,7 @@ from approvals.services import (
     request_approve,
     request_reject,
 )
+from billing.breakdown import CreditLineInput
 from billing.models import (
     Account,
     Clinic,
@@ -59,7 +60,7 @@ from billing.models import (
     TaxRate,
 )
 from refunds.models import CreditNote, Refund, RefundStatus
-from refunds.services import credit_note_create, invoice_cancel, invoice_refund
+from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import api_state, api_token, request_of_other_clinic
 from .factories import DisputeReasonFactory, PaymentMethodFactory, TaxRateFactory
@@ -133,25 +134,28 @@ class Ledger:
         pay(self.card_paid, "28.700", method=card)
         self.refunded = make()
         pay(self.refunded, "28.700")
-        self.awaiting_payout = invoice_refund(invoice=self.refunded, dispute_reason=reason,
+        self.awaiting_payout = credit_note_create(full=True, invoice=self.refunded,
+                                                  dispute_reason=reason,
                                               actor=self.clerk).refunds.get()
         self.failed = make()
         pay(self.failed, "28.700", method=card, reference="fail_card")
-        failed_refund = invoice_refund(invoice=self.failed, dispute_reason=reason,
+        failed_refund = credit_note_create(full=True, invoice=self.failed, dispute_reason=reason,
                                        actor=self.clerk).refunds.get()
         Refund.objects.filter(pk=failed_refund.pk).update(status=RefundStatus.FAILED, attempts=1)
         self.cancelled = make()
         invoice_cancel(invoice=self.cancelled, remarks="Wrong patient", actor=self.clerk)
         self.credited = make()
         credit_note_create(invoice=self.credited, dispute_reason=reason, actor=self.clerk,
-                           lines=[(self.credited.lines.order_by("position").first(), D("5"))])
+                           lines=[CreditLineInput(
+                               self.credited.lines.order_by("position").first(), D("5"))])
 
         self.clinic.refund_policy = Policy.APPROVAL
         self.clinic.cancellation_policy = Policy.APPROVAL
         self.clinic.save(update_fields=["refund_policy", "cancellation_policy"])
         self.to_refund = make()
         pay(self.to_refund, "28.700")
-        request_reject(request=refund_request_create(invoice=self.to_refund, remarks="Twice",
+        request_reject(financial_request=refund_request_create(invoice=self.to_refund,
+                                                               remarks="Twice",
                                                      actor=self.clerk),
                        actor=self.approver, remarks="Not covered")
         self.waiting_refund = refund_request_create(invoice=self.to_refund,
@@ -162,9 +166,10 @@ class Ledger:
         self.approved_lines = make()
         pay(self.approved_lines, "28.700")
         line = self.approved_lines.lines.order_by("position").first()
-        request_approve(request=refund_request_create(
+        request_approve(financial_request=refund_request_create(
             invoice=self.approved_lines, remarks="Overcharged", actor=self.clerk,
-            lines=[(line, D("5.000"))]), actor=self.approver, remarks="Receipts checked")
+            lines=[CreditLineInput(line,
+                                   D("5.000"))]), actor=self.approver, remarks="Receipts checked")
         self.clinic.refund_policy = Policy.DIRECT
         self.clinic.cancellation_policy = Policy.DIRECT
         self.clinic.save(update_fields=["refund_policy", "cancellation_policy"])

@@ -51,6 +51,7 @@ from approvals.services import (
     request_withdraw,
 )
 from audit.models import AuditEvent
+from billing.breakdown import CreditLineInput
 from billing.exceptions import BusinessRuleError
 from billing.models import (
     OPEN_FOR_PAYMENT,
@@ -73,7 +74,6 @@ from refunds.models import CreditNote, CreditNoteKind, CreditNoteLine, Refund, R
 from refunds.services import (
     credit_note_create,
     invoice_cancel,
-    invoice_refund,
     refund_mark_paid_out,
     refund_retry,
     refund_send,
@@ -350,7 +350,7 @@ class LedgerMachine(RuleBasedStateMachine):
                                                status__in=OPEN_STATUSES).first()
 
     def plan_lines(self, invoice, choice):
-        """[(line id, amount or None)] as staff would tick them, and whether every cap holds."""
+        """The lines as staff would tick them, and whether every cap holds."""
         mask, kinds, fraction, flaw = choice
         lines = list(invoice.lines.order_by("position", "pk"))
         chosen = [line for n, line in enumerate(lines) if mask >> n & 1] or lines[:1]
@@ -359,11 +359,11 @@ class LedgerMachine(RuleBasedStateMachine):
             if n == 0 and flaw in WRONG_AMOUNTS:
                 kind = flaw
             if kind == "rest":
-                requested.append((line.pk, None))
+                requested.append(CreditLineInput(line))
                 valid = valid and line.creditable_net > 0
             else:
                 amount = amount_of(kind, line.creditable_net, fraction)
-                requested.append((line.pk, amount))
+                requested.append(CreditLineInput(line, amount))
                 valid = valid and within(amount, line.creditable_net)
         if flaw == "twice":
             requested.append(requested[0])
@@ -372,7 +372,7 @@ class LedgerMachine(RuleBasedStateMachine):
             foreign = (InvoiceLine.objects.filter(invoice__clinic=self.world.clinic_id)
                        .exclude(invoice=invoice).order_by("pk").first())
             if foreign is not None:
-                requested.append((foreign.pk, None))
+                requested.append(CreditLineInput(foreign))
                 valid = False
         return requested, valid
 
@@ -502,7 +502,8 @@ class LedgerMachine(RuleBasedStateMachine):
         may = actor in APPROVERS and not own
         self.attempt(
             "approve", actor,
-            lambda: request_approve(request=request, actor=self.user(actor), remarks=text),
+            lambda: request_approve(financial_request=request, actor=self.user(actor),
+                                    remarks=text),
             may_succeed=may, moves_money=False,
             must_succeed=(may and request.status == RequestStatus.REQUESTED
                           and len(text.strip()) <= REMARKS_MAX_LENGTH))
@@ -515,7 +516,7 @@ class LedgerMachine(RuleBasedStateMachine):
         may = actor in APPROVERS and not own
         self.attempt(
             "reject", actor,
-            lambda: request_reject(request=request, actor=self.user(actor), remarks=text),
+            lambda: request_reject(financial_request=request, actor=self.user(actor), remarks=text),
             may_succeed=may, moves_money=False,
             must_succeed=(may and request.status == RequestStatus.REQUESTED
                           and 0 < len(text.strip()) <= REMARKS_MAX_LENGTH))
@@ -527,7 +528,7 @@ class LedgerMachine(RuleBasedStateMachine):
         own = request.requested_by.username == actor
         self.attempt(
             "withdraw", actor,
-            lambda: request_withdraw(request=request, actor=self.user(actor)),
+            lambda: request_withdraw(financial_request=request, actor=self.user(actor)),
             may_succeed=own, moves_money=False,
             must_succeed=own and request.status == RequestStatus.REQUESTED)
 
@@ -552,7 +553,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.attempt(
                 "carry out cancellation", actor,
                 lambda: invoice_cancel(invoice=target, remarks="Approved cancellation",
-                                       actor=user, request=request),
+                                       actor=user, approval_request=request),
                 may_succeed=ready,
                 must_succeed=(ready and invoice.status == InvoiceStatus.ISSUED
                               and invoice.net_paid == 0
@@ -564,13 +565,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 remaining = [line for line in invoice.lines.all() if line.creditable_net > 0]
                 self.attempt(
                     "carry out full refund", actor,
-                    lambda: invoice_refund(invoice=target, dispute_reason=reason, actor=user,
-                                           request=request),
+                    lambda: credit_note_create(full=True, invoice=target, dispute_reason=reason,
+                                               actor=user,
+                                           approval_request=request),
                     may_succeed=ready,
                     must_succeed=(ready and invoice.status != InvoiceStatus.CANCELLED
                                   and bool(remaining) and invoice.net_paid > 0))
                 return
-            lines = [(line.pk, None) for line in invoice.lines.all()]
+            lines = [CreditLineInput(line) for line in invoice.lines.all()]
             if how in ("less", "over"):
                 lines = lines[:1]
         else:
@@ -581,17 +583,17 @@ class LedgerMachine(RuleBasedStateMachine):
                 "over": lambda a: a.amount + UNIT,
                 "less": lambda a: amount_of("part", a.amount, fraction),
             }[how]
-            lines = [(a.invoice_line_id, amounts(a)) for a in approved]
+            lines = [CreditLineInput(a.invoice_line, amounts(a)) for a in approved]
         left = {line.pk: line.creditable_net for line in invoice.lines.all()}
         limits = {a.invoice_line_id: a.amount for a in approved}
         valid = all(
             (left[pk] > 0 and (not limits or left[pk] <= limits[pk])) if amount is None
             else within(amount, left[pk]) and (not limits or amount <= limits[pk])
-            for pk, amount in lines)
+            for pk, amount in ((item.invoice_line.pk, item.amount) for item in lines))
         self.attempt(
             "carry out refund request", actor,
             lambda: credit_note_create(invoice=target, lines=lines, dispute_reason=reason,
-                                       actor=user, request=request),
+                                       actor=user, approval_request=request),
             may_succeed=ready,
             must_succeed=ready and valid and invoice.status != InvoiceStatus.CANCELLED)
 
@@ -608,7 +610,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 and bool(remaining) and invoice.net_paid > 0)
         self.attempt(
             "full refund", actor,
-            lambda: invoice_refund(invoice=invoice, dispute_reason=self.world.reasons[why],
+            lambda: credit_note_create(full=True, invoice=invoice,
+                                       dispute_reason=self.world.reasons[why],
                                    actor=self.user(actor), payment=chosen),
             may_succeed=actor in STAFF, must_succeed=must)
 
@@ -647,7 +650,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED))
         self.attempt(
             "credit a little", actor,
-            lambda: credit_note_create(invoice=invoice, lines=[(line.pk, amount)],
+            lambda: credit_note_create(invoice=invoice, lines=[CreditLineInput(line, amount)],
                                        dispute_reason=self.world.reasons["active"],
                                        actor=self.user(actor)),
             may_succeed=actor in STAFF, must_succeed=must)

@@ -9,15 +9,13 @@ from django.contrib.contenttypes.models import ContentType
 from audit.models import AuditEvent
 from billing import access
 from billing.models import Invoice, InvoiceStatus, Payment
+from billing.rules import NOTHING_TO_PAY, PAYMENT_ON_CANCELLED, PAYMENT_ON_DRAFT
 from billing.services import (
     AMOUNT_NOT_POSITIVE,
     AMOUNT_PLACES,
     METHOD_INACTIVE,
     METHOD_OF_OTHER_CLINIC,
-    NOTHING_TO_PAY,
     OVERPAYMENT,
-    PAYMENT_ON_CANCELLED,
-    PAYMENT_ON_DRAFT,
     LineInput,
     invoice_create,
     payment_record,

@@ -11,6 +11,7 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.urls import reverse
 
+from billing.breakdown import CreditLineInput
 from billing.text import REMARKS_MAX_LENGTH, REMARKS_TOO_LONG
 from refunds.services import credit_note_create, invoice_cancel
 
@@ -169,7 +170,7 @@ def test_remarks_on_a_refund_are_bounded(make_invoice, pay, clerk):
     pay(invoice, "28.700")
     before = ledger_state()
     with pytest.raises(BusinessRuleError, match=BOUND):
-        credit_note_create(invoice=invoice, lines=[(invoice.lines.first().pk, None)],
+        credit_note_create(invoice=invoice, lines=[CreditLineInput(invoice.lines.first())],
                            dispute_reason=DisputeReasonFactory(), actor=clerk, remarks=TOO_LONG)
     assert ledger_state() == before
 

@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from approvals.services import refund_request_create
+from billing.breakdown import CreditLineInput
 from billing.services import LineInput, invoice_create
-from refunds.services import credit_note_create, invoice_refund
+from refunds.services import credit_note_create
 
 from .api_helpers import gql
 from .factories import AccountFactory
@@ -84,13 +85,14 @@ def invoice_of(clinic, account, vat, clerk, pay, reason):
         pay(invoice, str(invoice.total))
         return invoice
 
-    invoice_refund(invoice=make(1), dispute_reason=reason, actor=clerk)
+    credit_note_create(full=True, invoice=make(1), dispute_reason=reason, actor=clerk)
     return make
 
 
 def test_a_full_refund_costs_the_same_for_1_line_or_6(clerk, reason, invoice_of):
     one, six = invoice_of(1), invoice_of(6)
-    cost = [statements(lambda inv=inv: invoice_refund(invoice=inv, dispute_reason=reason,
+    cost = [statements(lambda inv=inv: credit_note_create(full=True, invoice=inv,
+                                                          dispute_reason=reason,
                                                       actor=clerk)) for inv in (one, six)]
     assert cost[0] == cost[1]
 
@@ -99,7 +101,7 @@ def test_a_line_credit_costs_the_same_for_1_line_or_6(clerk, reason, invoice_of)
     one, six = invoice_of(1), invoice_of(6)
     cost = [
         statements(lambda inv=inv: credit_note_create(
-            invoice=inv, lines=[(line, D("1.000")) for line in inv.lines.all()],
+            invoice=inv, lines=[CreditLineInput(line, D("1.000")) for line in inv.lines.all()],
             dispute_reason=reason, actor=clerk))
         for inv in (one, six)
     ]

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from refunds.models import RefundStatus
-from refunds.services import invoice_refund
+from refunds.services import credit_note_create
 
 from .factories import DisputeReasonFactory, UserFactory
 
@@ -24,7 +24,8 @@ def admin_user(clinic):
 def refunded(make_invoice, pay, clerk):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    return invoice_refund(invoice=invoice, dispute_reason=DisputeReasonFactory(), actor=clerk)
+    return credit_note_create(full=True, invoice=invoice, dispute_reason=DisputeReasonFactory(),
+                              actor=clerk)
 
 
 def test_it_shows_credit_notes_and_refunds_read_only(client, admin_user, refunded):

@@ -14,12 +14,13 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from audit.models import AuditEvent
-from billing.breakdown import LINE_OVER
+from billing.breakdown import LINE_OVER, CreditLineInput
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, NumberSeries, Payment
 from billing.money import format_money
+from billing.rules import NOTHING_LEFT
 from billing.services import payment_record
 from refunds.models import CreditNote, Refund, RefundStatus
-from refunds.services import NOTHING_LEFT, credit_note_create, invoice_refund
+from refunds.services import credit_note_create
 
 from .concurrency import as_user, race, start_race, unexpected
 from .conftest import requires_postgres
@@ -60,7 +61,8 @@ def test_it_refunds_a_paid_invoice_once_when_16_full_refunds_run_at_once(
 
     # when 16 full refunds of it run at the same time
     def refund():
-        return invoice_refund(invoice=invoice, dispute_reason=reason, actor=as_user(clerk))
+        return credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                                  actor=as_user(clerk))
 
     outcomes = race(*[refund] * 16)
 
@@ -99,7 +101,7 @@ def test_it_lets_only_three_of_12_simultaneous_30_percent_credits_through(
 
     # when 12 credits of 30.000 (30 % of the net) on that line run at the same time
     def credit():
-        return credit_note_create(invoice=invoice, lines=[(line.pk, D("30.000"))],
+        return credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("30.000"))],
                                   dispute_reason=reason, actor=as_user(clerk))
 
     outcomes = race(*[credit] * 12)
@@ -136,7 +138,7 @@ def test_it_numbers_credit_notes_issued_at_the_same_time_without_gaps_or_duplica
     # when each is credited from its own thread at the same time
     def credit(invoice):
         return lambda: credit_note_create(
-            invoice=invoice, lines=[(invoice.lines.get().pk, None)], dispute_reason=reason,
+            invoice=invoice, lines=[CreditLineInput(invoice.lines.get())], dispute_reason=reason,
             actor=as_user(clerk))
 
     outcomes = race(*[credit(invoice) for invoice in invoices])
@@ -157,13 +159,13 @@ def test_credit_notes_queue_on_a_busy_number_series_and_stay_gapless(
         make_invoice, clerk, reason, clinic):
     # given a clinic that has issued one credit note, and 10 more unpaid invoices
     first = make_invoice([("1", "10.000")])
-    credit_note_create(invoice=first, lines=[(first.lines.get().pk, None)],
+    credit_note_create(invoice=first, lines=[CreditLineInput(first.lines.get())],
                        dispute_reason=reason, actor=clerk)
     invoices = [make_invoice([("1", "10.000")]) for _ in range(10)]
 
     def credit(invoice):
         return lambda: credit_note_create(
-            invoice=invoice, lines=[(invoice.lines.get().pk, None)], dispute_reason=reason,
+            invoice=invoice, lines=[CreditLineInput(invoice.lines.get())], dispute_reason=reason,
             actor=as_user(clerk))
 
     # when the 10 credits start while the credit note series row is held by someone else,
@@ -222,12 +224,12 @@ def test_mixed_payments_credits_and_refunds_on_two_invoices_never_deadlock(
     def credit(invoice, position, amount):
         def call():
             line = InvoiceLine.objects.get(invoice=invoice, position=position)
-            return credit_note_create(invoice=invoice, lines=[(line.pk, D(amount))],
+            return credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D(amount))],
                                       dispute_reason=reason, actor=as_user(clerk))
         return call
 
     def full_refund(invoice):
-        return lambda: invoice_refund(invoice=invoice, dispute_reason=reason,
+        return lambda: credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
                                       actor=as_user(clerk))
 
     calls = []
@@ -281,7 +283,7 @@ def test_work_on_one_invoice_does_not_wait_for_another_invoice_of_the_same_clini
             cursor.execute("SET lock_timeout = '2s'")
         payment = payment_record(invoice=other, method=cash, amount=D("5.000"),
                                  actor=as_user(clerk))
-        note = credit_note_create(invoice=other, lines=[(line.pk, D("1.000"))],
+        note = credit_note_create(invoice=other, lines=[CreditLineInput(line, D("1.000"))],
                                   dispute_reason=reason, actor=as_user(clerk))
         return payment, note
 

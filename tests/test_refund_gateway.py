@@ -15,18 +15,13 @@ from django.test import override_settings
 
 from audit.models import AuditEvent
 from billing import access
+from billing.breakdown import CreditLineInput
 from billing.models import Invoice, InvoiceStatus
 from refunds.gateways import GatewayRefundResult, GatewayUnavailable
 from refunds.gateways.sandbox import SandboxGateway
 from refunds.models import Refund, RefundStatus
-from refunds.services import (
-    PAYOUT_NOT_AWAITING,
-    RETRY_NOT_FAILED,
-    credit_note_create,
-    invoice_refund,
-    refund_mark_paid_out,
-    refund_retry,
-)
+from refunds.rules import PAYOUT_NOT_AWAITING, RETRY_NOT_FAILED
+from refunds.services import credit_note_create, refund_mark_paid_out, refund_retry
 
 from .conftest import requires_postgres
 from .factories import PaymentMethodFactory
@@ -64,7 +59,7 @@ def test_it_creates_a_gateway_refund_pending_and_sends_it_only_after_commit(
 
     # when it is refunded in full
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+        note = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
         # then, before the commit callbacks run, the refund is committed as pending
         refund = note.refunds.get()
         assert (refund.status, refund.amount, refund.payment) == (
@@ -104,7 +99,7 @@ def test_a_declined_gateway_refund_is_failed_and_shown_on_the_invoice(
 
     # when part of it is refunded
     with django_capture_on_commit_callbacks(execute=True):
-        note = credit_note_create(invoice=invoice, lines=[(line_a, D("5.000"))],
+        note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
                                   dispute_reason=reason, actor=clerk)
 
     # then the refund failed with the gateway's reason, and the credit note stands
@@ -189,11 +184,11 @@ def test_the_gateway_is_never_called_while_the_invoice_or_payment_row_is_locked(
 
     # when part of the first is refunded, then the rest of it (commits are real here)
     line_a = first.lines.get(position=1)
-    partial = credit_note_create(invoice=first, lines=[(line_a, D("5.000"))],
+    partial = credit_note_create(invoice=first, lines=[CreditLineInput(line_a, D("5.000"))],
                                  dispute_reason=reason, actor=clerk)
-    full = invoice_refund(invoice=first, dispute_reason=reason, actor=clerk)
+    full = credit_note_create(full=True, invoice=first, dispute_reason=reason, actor=clerk)
     # and the second is refunded, declined, and retried
-    declined = invoice_refund(invoice=second, dispute_reason=reason, actor=clerk)
+    declined = credit_note_create(full=True, invoice=second, dispute_reason=reason, actor=clerk)
     declined_refund = declined.refunds.get()
     declined_refund.refresh_from_db()
     assert declined_refund.status == RefundStatus.FAILED
@@ -280,7 +275,7 @@ def test_a_retry_sends_the_same_idempotency_key_and_can_succeed(
     invoice = make_invoice()
     pay(invoice, "28.700", method=recording, reference="fail_first")
     with django_capture_on_commit_callbacks(execute=True):
-        note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+        note = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
     refund = note.refunds.get()
     assert (refund.status, refund.attempts) == (RefundStatus.FAILED, 1)
     key = str(refund.idempotency_key)
@@ -325,7 +320,7 @@ def test_it_refuses_to_retry_a_refund_that_has_not_failed(
     pay(invoice, "10.000", method=card, reference="ch_ok")
     pay(invoice, "18.700")
     with django_capture_on_commit_callbacks(execute=True):
-        note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+        note = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
     by_status = {r.status: r for r in note.refunds.all()}
     succeeded = by_status[RefundStatus.SUCCEEDED]
     awaiting = by_status[RefundStatus.AWAITING_PAYOUT]
@@ -346,7 +341,8 @@ def test_it_refuses_to_retry_for_an_outsider(
     invoice = make_invoice()
     pay(invoice, "28.700", method=card, reference="fail_x")
     with django_capture_on_commit_callbacks(execute=True):
-        refund = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk).refunds.get()
+        refund = credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                                    actor=clerk).refunds.get()
     before = refund_state(refund)
     with refused(access.NOT_A_MEMBER.format(clinic=clinic.name)):
         refund_retry(refund=refund, actor=outsider)
@@ -360,7 +356,7 @@ def test_it_marks_a_cash_refund_paid_out(make_invoice, pay, clerk, reason, clini
     invoice = make_invoice()
     pay(invoice, "28.700")
     line_a = invoice.lines.get(position=1)
-    note = credit_note_create(invoice=invoice, lines=[(line_a, D("5.000"))],
+    note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
                               dispute_reason=reason, actor=clerk)
     refund = note.refunds.get()
     assert (refund.status, refund.gateway, refund.amount) == (
@@ -397,7 +393,8 @@ def test_it_refuses_to_mark_a_gateway_refund_paid_out(
     invoice = make_invoice()
     pay(invoice, "28.700", method=card, reference="pending_card")
     with django_capture_on_commit_callbacks(execute=True):
-        refund = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk).refunds.get()
+        refund = credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                                    actor=clerk).refunds.get()
     refund.refresh_from_db()
     assert refund.status == RefundStatus.PENDING
     before = refund_state(refund)
@@ -410,7 +407,8 @@ def test_it_refuses_to_mark_paid_out_for_an_outsider(
         make_invoice, pay, clerk, outsider, reason, clinic, refused):
     invoice = make_invoice()
     pay(invoice, "28.700")
-    refund = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk).refunds.get()
+    refund = credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                                actor=clerk).refunds.get()
     before = refund_state(refund)
     with refused(access.NOT_A_MEMBER.format(clinic=clinic.name)):
         refund_mark_paid_out(refund=refund, actor=outsider)
@@ -431,7 +429,8 @@ def pending_refund(make_invoice, pay, card, clerk, reason, reference):
     callbacks of a test transaction never run, like a crash between commit and call)."""
     invoice = make_invoice()
     pay(invoice, "28.700", method=card, reference=reference)
-    refund = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk).refunds.get()
+    refund = credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                                actor=clerk).refunds.get()
     refund.refresh_from_db()
     assert (refund.status, refund.attempts) == (RefundStatus.PENDING, 0)
     return refund

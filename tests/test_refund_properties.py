@@ -8,12 +8,13 @@ from django.db.models import Sum
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from billing.breakdown import CreditLineInput
 from billing.exceptions import BusinessRuleError
 from billing.models import InvoiceLine, InvoiceStatus
 from billing.money import round_money
 from billing.services import LineInput, invoice_create, payment_record
 from refunds.models import CreditNote, CreditNoteLine, Refund
-from refunds.services import credit_note_create, invoice_refund
+from refunds.services import credit_note_create
 
 from .factories import PaymentMethodFactory, TaxRateFactory
 
@@ -139,14 +140,14 @@ def test_random_payments_credits_and_refunds_keep_the_ledger_whole(
                 amount = None if left_units == 0 else data.draw(
                     st.none() | thousandths(1, left_units), label="net")
                 try:
-                    credit_note_create(invoice=invoice, lines=[(line.pk, amount)],
+                    credit_note_create(invoice=invoice, lines=[CreditLineInput(line, amount)],
                                        dispute_reason=reason, actor=clerk)
                 except BusinessRuleError:
                     # the caps guarantee a credit within what is left on a line always fits
                     assert left_units == 0, f"a credit of {amount} on {line} was refused"
                     raise
             else:
-                invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+                credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
         except BusinessRuleError:
             event(f"{operation} refused")
         else:
@@ -167,7 +168,7 @@ def test_a_line_credited_0_010_at_a_time_never_credits_more_tax_than_it_carries(
     # when it is credited 0.010 at a time, a hundred times
     taxes = []
     for step in range(1, 101):
-        note = credit_note_create(invoice=invoice, lines=[(line.pk, D("0.010"))],
+        note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("0.010"))],
                                   dispute_reason=reason, actor=clerk)
         taxes.append(note.tax_amount)
         line.refresh_from_db()

@@ -5,9 +5,10 @@ from decimal import Decimal
 from django.urls import reverse
 
 from approvals.services import refund_request_create, request_approve
+from billing.breakdown import CreditLineInput
 from billing.models import Invoice, InvoiceStatus, Policy
 from refunds.models import CreditNote, RefundStatus
-from refunds.services import invoice_cancel, invoice_refund
+from refunds.services import credit_note_create, invoice_cancel
 
 from .conftest import ledger_state
 
@@ -57,7 +58,7 @@ def test_more_action_offers_requests_where_approval_is_needed(
     listing = client.get(reverse("desk:invoice_list"))
     assert "Awaiting approval" in listing.content.decode()
 
-    request_approve(request=request, actor=approver)
+    request_approve(financial_request=request, actor=approver)
     assert menu(client, invoice) == ["Record payment", "Refund", "Credit lines"]
 
 
@@ -143,8 +144,8 @@ def test_approval_clinic_refund_form_starts_from_the_approved_lines(
     pay(invoice, "28.700")
     line_a, line_b = invoice.lines.order_by("position")
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
-                                    lines=[(line_b, D("2.000"))])
-    request_approve(request=request, actor=approver)
+                                    lines=[CreditLineInput(line_b, D("2.000"))])
+    request_approve(financial_request=request, actor=approver)
     client.force_login(clerk)
     url = reverse("refunds:credit_note_create", args=[invoice.pk])
 
@@ -197,7 +198,7 @@ def test_credit_notes_list_detail_and_cancelled_register(
 ):
     paid = make_invoice()
     pay(paid, "28.700")
-    refund = invoice_refund(invoice=paid, dispute_reason=reason, actor=clerk)
+    refund = credit_note_create(full=True, invoice=paid, dispute_reason=reason, actor=clerk)
     cancelled = make_invoice()
     cancellation = invoice_cancel(invoice=cancelled, remarks="Wrong patient", actor=clerk)
     client.force_login(clerk)
@@ -235,7 +236,8 @@ def test_credit_notes_are_found_by_number_invoice_number_or_patient(
     for _ in range(2):
         invoice = make_invoice()
         pay(invoice, "28.700")
-        notes.append(invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk))
+        notes.append(credit_note_create(full=True, invoice=invoice, dispute_reason=reason,
+                                        actor=clerk))
     client.force_login(clerk)
 
     def found(search):

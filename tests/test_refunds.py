@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditEvent
+from billing.breakdown import CreditLineInput
 from billing.models import InvoiceStatus
 from refunds.models import CreditNote, CreditNoteKind, Refund, RefundStatus
-from refunds.services import credit_note_create, credit_note_preview, invoice_refund
+from refunds.services import credit_note_create, credit_note_preview
 
 from .factories import PaymentMethodFactory, TaxRateFactory
 
@@ -41,7 +42,7 @@ def test_refund_part_of_a_line_paid_in_cash_is_a_cash_payout(
     invoice, line_a, _ = example_invoice
     payment = pay(invoice, "28.700")
 
-    note = credit_note_create(invoice=invoice, lines=[(line_a, D("5.000"))],
+    note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
                               dispute_reason=reason, actor=clerk)
 
     assert (note.subtotal, note.tax_amount, note.amount) == (D("5.000"), D("0.250"), D("5.250"))
@@ -65,10 +66,11 @@ def test_refund_part_of_a_line_paid_in_cash_is_a_cash_payout(
 def test_then_a_full_refund_refunds_everything_left(example_invoice, pay, reason, clerk):
     invoice, line_a, line_b = example_invoice
     pay(invoice, "28.700")
-    credit_note_create(invoice=invoice, lines=[(line_a, D("5.000"))], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
+                       dispute_reason=reason,
                        actor=clerk)
 
-    note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+    note = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
 
     parts = {line.invoice_line_id: (line.net, line.tax) for line in note.lines.all()}
     assert parts == {line_a.pk: (D("15.000"), D("0.750")), line_b.pk: (D("7.333"), D("0.367"))}
@@ -83,7 +85,8 @@ def test_then_a_full_refund_refunds_everything_left(example_invoice, pay, reason
 def test_crediting_an_unpaid_line_only_reduces_the_balance(example_invoice, reason, clerk):
     invoice, _, line_b = example_invoice
 
-    note = credit_note_create(invoice=invoice, lines=[(line_b, None)], dispute_reason=reason,
+    note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)],
+                              dispute_reason=reason,
                               actor=clerk)
 
     assert note.amount == D("7.700")
@@ -97,9 +100,9 @@ def test_crediting_an_unpaid_line_only_reduces_the_balance(example_invoice, reas
 
 def test_crediting_every_unpaid_line_leaves_the_invoice_credited(example_invoice, reason, clerk):
     invoice, line_a, line_b = example_invoice
-    credit_note_create(invoice=invoice, lines=[(line_b, None)], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
                        actor=clerk)
-    credit_note_create(invoice=invoice, lines=[(line_a, None)], dispute_reason=reason,
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a)], dispute_reason=reason,
                        actor=clerk)
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.CREDITED
@@ -114,7 +117,7 @@ def test_credit_beyond_the_balance_is_refunded_through_the_gateway(
     payment = pay(invoice, "10.000", method=card, reference="ch_3Nx")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        note = credit_note_create(invoice=invoice, lines=[(line_a, None)],
+        note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a)],
                                   dispute_reason=reason, actor=clerk)
 
     assert note.amount == D("21.000")
@@ -137,7 +140,7 @@ def test_three_small_credits_round_tax_cumulatively(make_invoice, reason, clerk)
 
     taxes = []
     for _ in range(3):
-        note = credit_note_create(invoice=invoice, lines=[(line, D("0.333"))],
+        note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("0.333"))],
                                   dispute_reason=reason, actor=clerk)
         taxes.append(note.tax_amount)
 
@@ -150,7 +153,8 @@ def test_tax_credited_in_tiny_steps_never_exceeds_the_line_tax(make_invoice, rea
     invoice = make_invoice([("1", "1.000")])
     line = invoice.lines.get()
     for step in range(1, 101):
-        credit_note_create(invoice=invoice, lines=[(line, D("0.010"))], dispute_reason=reason,
+        credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("0.010"))],
+                           dispute_reason=reason,
                            actor=clerk)
         line.refresh_from_db()
         assert line.credited_tax <= line.tax
@@ -164,7 +168,7 @@ def test_refund_is_spread_over_payments_latest_first(example_invoice, pay, reaso
     first = pay(invoice, "20.000")
     second = pay(invoice, "8.700")
 
-    note = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+    note = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
 
     refunds = {r.payment_id: r.amount for r in note.refunds.all()}
     assert refunds == {second.pk: D("8.700"), first.pk: D("20.000")}
@@ -175,7 +179,7 @@ def test_refund_goes_to_the_chosen_payment_first(example_invoice, pay, reason, c
     first = pay(invoice, "20.000")
     pay(invoice, "8.700")
 
-    note = credit_note_create(invoice=invoice, lines=[(line_a, D("5.000"))],
+    note = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
                               dispute_reason=reason, actor=clerk, payment=first)
 
     assert {r.payment_id: r.amount for r in note.refunds.all()} == {first.pk: D("5.250")}
@@ -188,7 +192,7 @@ def test_preview_shows_the_breakdown_and_writes_nothing(
     pay(invoice, "10.000", method=card, reference="ch_1")
     events = AuditEvent.objects.count()
 
-    breakdown = credit_note_preview(invoice=invoice, lines=[(line_a.pk, None)], actor=clerk)
+    breakdown = credit_note_preview(invoice=invoice, lines=[CreditLineInput(line_a)], actor=clerk)
 
     assert [(p.net, p.tax, p.total) for p in breakdown.lines] == [
         (D("20.000"), D("1.000"), D("21.000"))]
@@ -202,7 +206,8 @@ def test_preview_shows_the_breakdown_and_writes_nothing(
 def test_preview_tells_staff_what_to_pay_back_by_hand(example_invoice, pay, clerk):
     invoice, line_a, _ = example_invoice
     pay(invoice, "28.700")
-    breakdown = credit_note_preview(invoice=invoice, lines=[(line_a, D("10.000"))], actor=clerk)
+    breakdown = credit_note_preview(invoice=invoice, lines=[CreditLineInput(line_a, D("10.000"))],
+                                    actor=clerk)
     assert breakdown.payout_instructions() == ["Pay 10.500 OMR back in cash"]
 
 
@@ -225,9 +230,9 @@ def test_usd_line_refund_and_full_refund(usd, clerk, reason, make_invoice, pay):
     assert (line_a.tax, line_b.tax, invoice.total) == (D("1.00"), D("0.37"), D("28.70"))
     pay(invoice, "28.70", method=cash)
 
-    first = credit_note_create(invoice=invoice, lines=[(line_a, D("5.00"))],
+    first = credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.00"))],
                                dispute_reason=reason, actor=clerk)
-    second = invoice_refund(invoice=invoice, dispute_reason=reason, actor=clerk)
+    second = credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
 
     assert (first.tax_amount, first.amount) == (D("0.25"), D("5.25"))
     assert second.amount == D("23.45")
@@ -246,7 +251,8 @@ def test_usd_three_small_credits_round_tax_cumulatively(usd, clerk, reason, make
     line = invoice.lines.get()
     assert (line.net, line.tax) == (D("0.99"), D("0.05"))
     taxes = [
-        credit_note_create(invoice=invoice, lines=[(line, D("0.33"))], dispute_reason=reason,
+        credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("0.33"))],
+                           dispute_reason=reason,
                            actor=clerk).tax_amount
         for _ in range(3)
     ]

@@ -333,7 +333,7 @@ def test_an_invalid_form_writes_nothing(as_clerk, make_invoice, cash):
 def test_home_shows_what_needs_the_users_attention(client, clinic, clerk, approver, make_invoice,
                                                    pay):
     from approvals.services import refund_request_create, request_reject
-    from refunds.services import invoice_refund
+    from refunds.services import credit_note_create
 
     from .factories import DisputeReasonFactory
 
@@ -343,12 +343,12 @@ def test_home_shows_what_needs_the_users_attention(client, clinic, clerk, approv
     refund_request_create(invoice=waiting, remarks="Charged twice", actor=clerk)
     turned_down = make_invoice()
     rejected = refund_request_create(invoice=turned_down, remarks="Unhappy", actor=clerk)
-    request_reject(request=rejected, actor=approver, remarks="Service was given")
+    request_reject(financial_request=rejected, actor=approver, remarks="Service was given")
     clinic.refund_policy = "direct"
     clinic.save()
     paid = make_invoice()
     pay(paid, "28.700")
-    invoice_refund(invoice=paid, dispute_reason=DisputeReasonFactory(), actor=clerk)
+    credit_note_create(full=True, invoice=paid, dispute_reason=DisputeReasonFactory(), actor=clerk)
 
     client.force_login(approver)
     page = client.get("/")
