@@ -163,7 +163,7 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
 
 
-# -- Financial Approval (DESIGN.md §5) ------------------------------------------------------------
+# -- Financial Approval (docs/rules.md §5) ---------------------------------------------------------
 
 
 @pytest.fixture

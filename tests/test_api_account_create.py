@@ -2,6 +2,7 @@
 
 import pytest
 
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.models import Account
 from billing.services import (
@@ -48,7 +49,7 @@ def test_it_creates_the_account_in_the_clinic_and_audits_it(client, token, clini
         "id": str(account.pk), "name": "Salim Al-Harthy", "number": "P00002",
         "email": "salim@example.om", "phone": "", "entityId": str(clinic.pk)}}
     assert audit_trail(account) == [
-        ("account.created", "", "", None, "clerk", api_client_of(token))]
+        (Action.ACCOUNT_CREATED, "", "", None, "clerk", api_client_of(token))]
 
 
 def test_the_same_number_may_be_used_by_another_clinic(client, clinic, other_clinic, outsider,

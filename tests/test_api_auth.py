@@ -19,7 +19,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from api.models import ApiClient
 from api.views import INVALID_TOKEN, UNAUTHENTICATED
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from refunds.models import CreditNote
 
 from .api_helpers import GRAPHQL_URL, api_application, api_token, gql, gql_response
@@ -310,7 +310,7 @@ def test_an_api_change_is_audited_as_the_owner_from_the_client(client, clerk, ma
     body = gql(client, token, REFUND,
                {"invoiceId": str(invoice.pk), "disputeReasonId": str(reason.pk)})
     assert body["data"]["invoiceRefund"]["errors"] == []
-    event = AuditEvent.objects.get(action="credit_note.issued")
+    event = AuditEvent.objects.get(action=Action.CREDIT_NOTE_ISSUED)
     assert event.actor == clerk
     assert event.client == f"api:{application.client_id}"
 

@@ -8,6 +8,7 @@ import pytest
 from approvals.gate import LINE_NOT_APPROVED
 from approvals.rules import AWAITING_DECISION, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.breakdown import (
     LINE_AMOUNT_NOT_POSITIVE,
@@ -99,9 +100,9 @@ def test_refunding_part_of_a_paid_line_pays_it_back(client, token, invoice, line
         RefundStatus.AWAITING_PAYOUT, D("5.250"), "Cash")
     client_id = api_client_of(token)
     assert audit_trail(note) == [
-        ("credit_note.issued", "paid", "partially_refunded", D("5.250"), "clerk", client_id)]
+        (Action.CREDIT_NOTE_ISSUED, "paid", "partially_refunded", D("5.250"), "clerk", client_id)]
     assert audit_trail(refund) == [
-        ("refund.created", "", "awaiting_payout", D("5.250"), "clerk", client_id)]
+        (Action.REFUND_CREATED, "", "awaiting_payout", D("5.250"), "clerk", client_id)]
 
 
 def test_crediting_an_unpaid_line_reduces_the_balance_and_refunds_nothing(

@@ -12,6 +12,7 @@ from approvals.services import (
     request_reject,
     request_withdraw,
 )
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
 from billing.text import REMARKS_TOO_LONG
@@ -65,7 +66,7 @@ def test_an_approver_approves_the_request_and_the_requester_is_told(
         RequestStatus.APPROVED, "approver", "Checked")
     assert request_.decided_at is not None
     assert audit_trail(request_)[-1] == (
-        "request.approved", "requested", "approved", None, "approver",
+        Action.REQUEST_APPROVED, "requested", "approved", None, "approver",
         api_client_of(approver_token))
     assert [message.to for message in mail.outbox] == [["clerk@clinic.test"]]
 

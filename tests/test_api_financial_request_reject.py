@@ -12,6 +12,7 @@ from approvals.services import (
     request_approve,
     request_withdraw,
 )
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.models import InvoiceStatus
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
@@ -67,7 +68,7 @@ def test_an_approver_rejects_the_request_and_the_invoice_stays_as_it_was(
         RequestStatus.REJECTED, "approver", "The patient attended")
     assert request_.invoice.status == InvoiceStatus.ISSUED
     assert audit_trail(request_)[-1] == (
-        "request.rejected", "requested", "rejected", None, "approver",
+        Action.REQUEST_REJECTED, "requested", "rejected", None, "approver",
         api_client_of(approver_token))
     assert [message.to for message in mail.outbox] == [["clerk@clinic.test"]]
 

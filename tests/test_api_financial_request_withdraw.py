@@ -6,6 +6,7 @@ import pytest
 from approvals.models import RequestStatus
 from approvals.rules import WITHDRAW_NOT_REQUESTER, WITHDRAW_NOT_WAITING
 from approvals.services import refund_request_create, request_approve, request_reject
+from audit.models import Action
 
 from .api_helpers import (
     REQUEST_FIELDS,
@@ -50,7 +51,7 @@ def test_the_requester_withdraws_a_request_waiting_for_a_decision(client, token,
     request_.refresh_from_db()
     assert request_.status == RequestStatus.WITHDRAWN
     assert audit_trail(request_)[-1] == (
-        "request.withdrawn", "requested", "withdrawn", None, "clerk", api_client_of(token))
+        Action.REQUEST_WITHDRAWN, "requested", "withdrawn", None, "clerk", api_client_of(token))
 
 
 def test_someone_else_cannot_withdraw_the_request(client, clerk2, request_):

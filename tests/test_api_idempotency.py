@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from api.idempotency import KEY_REUSED, KEY_TOO_LONG
 from api.models import IdempotencyKey
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from refunds.models import CreditNote
 
 from .api_helpers import GRAPHQL_URL, api_application, api_token, gql_response
@@ -57,7 +57,7 @@ def post_raw(client, token, key, raw_body: str):
 
 
 def credit_note_events():
-    return AuditEvent.objects.filter(action="credit_note.issued").count()
+    return AuditEvent.objects.filter(action=Action.CREDIT_NOTE_ISSUED).count()
 
 
 # -- replay ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from approvals.services import (
     refund_request_create,
     request_approve,
 )
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.breakdown import CreditLineInput
 from billing.models import InvoiceStatus
@@ -73,7 +74,8 @@ def test_it_cancels_the_invoice_with_a_credit_note_for_its_balance(client, token
     assert (invoice.status, invoice.amount_credited, note.kind, note.dispute_reason.name) == (
         InvoiceStatus.CANCELLED, D("28.700"), CreditNoteKind.CANCELLATION, CANCELLATION_REASON)
     assert audit_trail(note) == [
-        ("invoice.cancelled", "issued", "cancelled", D("28.700"), "clerk", api_client_of(token))]
+        (Action.INVOICE_CANCELLED, "issued", "cancelled", D("28.700"), "clerk",
+         api_client_of(token))]
 
 
 def test_it_credits_only_the_balance_left_after_a_credit(client, token, invoice, reason,

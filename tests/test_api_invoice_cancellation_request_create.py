@@ -7,6 +7,7 @@ from django.core import mail
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
 from approvals.rules import ALREADY_OPEN, DIRECT_POLICY
 from approvals.services import REMARKS_REQUIRED, cancellation_request_create
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.breakdown import CreditLineInput
 from billing.models import Policy
@@ -64,7 +65,7 @@ def test_it_submits_the_request_and_notifies_the_approvers(
         "decidedBy": None, "decisionRemarks": "", "creditNoteId": None}}
     assert (request.kind, request.status) == (RequestKind.CANCELLATION, RequestStatus.REQUESTED)
     assert audit_trail(request) == [
-        ("request.submitted", "", "requested", None, "clerk", api_client_of(token))]
+        (Action.REQUEST_SUBMITTED, "", "requested", None, "clerk", api_client_of(token))]
     assert [message.to for message in mail.outbox] == [["approver@clinic.test"]]
     invoice.refresh_from_db()
     assert invoice.status == "issued"

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from api.mutations.invoice_create import NO_LINES
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.models import Invoice, InvoiceStatus
 from billing.services import (
@@ -73,8 +74,8 @@ def test_it_issues_the_invoice_with_its_lines_and_totals(client, token, account,
         InvoiceStatus.ISSUED, "INV-MUSCAT-000001", D("28.700"), account.clinic.members.get())
     client_id = api_client_of(token)
     assert audit_trail(invoice) == [
-        ("invoice.created", "", "draft", D("28.700"), "clerk", client_id),
-        ("invoice.issued", "draft", "issued", D("28.700"), "clerk", client_id),
+        (Action.INVOICE_CREATED, "", "draft", D("28.700"), "clerk", client_id),
+        (Action.INVOICE_ISSUED, "draft", "issued", D("28.700"), "clerk", client_id),
     ]
 
 
@@ -85,7 +86,7 @@ def test_with_issue_false_it_leaves_a_draft_without_a_number(client, token, acco
     assert (payload["invoice"]["status"], payload["invoice"]["number"]) == ("DRAFT", None)
     invoice = Invoice.objects.get()
     assert (invoice.status, invoice.number) == (InvoiceStatus.DRAFT, None)
-    assert [event[0] for event in audit_trail(invoice)] == ["invoice.created"]
+    assert [event[0] for event in audit_trail(invoice)] == [Action.INVOICE_CREATED]
 
 
 def test_usd_amounts_have_two_places(client, other_clinic, outsider):

@@ -8,6 +8,7 @@ from approvals.gate import LINE_OVER_APPROVED
 from approvals.models import FinancialRequest, RequestStatus
 from approvals.rules import AWAITING_DECISION, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.breakdown import PAYMENT_FULLY_REFUNDED, CreditLineInput
 from billing.models import InvoiceStatus
@@ -80,9 +81,9 @@ def test_it_refunds_everything_paid_as_a_cash_payout(client, token, paid_invoice
         RefundStatus.AWAITING_PAYOUT, D("28.700"), note)
     client_id = api_client_of(token)
     assert audit_trail(note) == [
-        ("credit_note.issued", "paid", "refunded", D("28.700"), "clerk", client_id)]
+        (Action.CREDIT_NOTE_ISSUED, "paid", "refunded", D("28.700"), "clerk", client_id)]
     assert audit_trail(refund) == [
-        ("refund.created", "", "awaiting_payout", D("28.700"), "clerk", client_id)]
+        (Action.REFUND_CREATED, "", "awaiting_payout", D("28.700"), "clerk", client_id)]
 
 
 def test_it_refunds_only_what_remains_after_a_partial_refund(client, token, paid_invoice,
@@ -229,7 +230,7 @@ def test_with_approval_the_approved_request_authorises_it_and_is_completed(
     assert (request.status, request.completed_by, request.credit_note.amount) == (
         RequestStatus.COMPLETED, clerk, D("28.700"))
     assert [event[:3] for event in audit_trail(request)][-1] == (
-        "request.completed", "approved", "completed")
+        Action.REQUEST_COMPLETED, "approved", "completed")
 
 
 def test_with_approval_it_refuses_more_than_the_approved_lines(

@@ -9,6 +9,7 @@ from django.core import mail
 from approvals.models import FinancialRequest, RequestKind, RequestStatus
 from approvals.rules import ALREADY_OPEN, DIRECT_POLICY
 from approvals.services import REMARKS_REQUIRED, refund_request_create, request_withdraw
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.breakdown import LINE_OVER, CreditLineInput
 from billing.models import Policy
@@ -67,7 +68,7 @@ def test_it_submits_the_request_and_notifies_the_approvers(
     assert (request.kind, request.status, request.requested_by.username,
             request.lines.count()) == (RequestKind.REFUND, RequestStatus.REQUESTED, "clerk", 0)
     assert audit_trail(request) == [
-        ("request.submitted", "", "requested", None, "clerk", api_client_of(token))]
+        (Action.REQUEST_SUBMITTED, "", "requested", None, "clerk", api_client_of(token))]
     assert [message.to for message in mail.outbox] == [["approver@clinic.test"]]
 
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.models import InvoiceStatus, Payment
 from billing.rules import NOTHING_TO_PAY, PAYMENT_ON_CANCELLED, PAYMENT_ON_DRAFT
@@ -61,7 +62,7 @@ def test_it_records_a_part_payment_and_the_invoice_becomes_partially_paid(
     assert (invoice.status, invoice.amount_paid, payment.amount, payment.recorded_by.username) \
         == (InvoiceStatus.PARTIALLY_PAID, D("10.000"), D("10.000"), "clerk")
     assert audit_trail(payment) == [
-        ("payment.recorded", "issued", "partially_paid", D("10.000"), "clerk",
+        (Action.PAYMENT_RECORDED, "issued", "partially_paid", D("10.000"), "clerk",
          api_client_of(token))]
 
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.services import payment_record
 from refunds.models import Refund, RefundStatus
@@ -59,9 +60,9 @@ def test_it_records_the_payout(client, token, cash_refund, clerk):
     assert (refund.status, refund.paid_out_by) == (RefundStatus.PAID_OUT, clerk)
     assert refund.completed_at is not None
     assert audit_trail(refund)[-1] == (
-        "refund.paid_out", "awaiting_payout", "paid_out", D("28.700"), "clerk",
+        Action.REFUND_PAID_OUT, "awaiting_payout", "paid_out", D("28.700"), "clerk",
         api_client_of(token))
-    assert refund.invoice.audit_events.get(action="refund.paid_out").remarks == (
+    assert refund.invoice.audit_events.get(action=Action.REFUND_PAID_OUT).remarks == (
         "Paid at the front desk")
 
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from audit.models import Action
 from billing.access import NO_PERMISSION
 from billing.models import Payment
 from billing.services import payment_record
@@ -82,10 +83,10 @@ def test_it_sends_the_failed_refund_again_after_commit(client, token, failed_ref
         RefundStatus.SUCCEEDED, 2, "")
     assert refund.gateway_reference.startswith("sbx_re_")
     assert [event[:3] for event in audit_trail(refund)] == [
-        ("refund.created", "", "pending"),
-        ("refund.failed", "pending", "failed"),
-        ("refund.retried", "failed", "pending"),
-        ("refund.succeeded", "pending", "succeeded"),
+        (Action.REFUND_CREATED, "", "pending"),
+        (Action.REFUND_FAILED, "pending", "failed"),
+        (Action.REFUND_RETRIED, "failed", "pending"),
+        (Action.REFUND_SUCCEEDED, "pending", "succeeded"),
     ]
     assert audit_trail(refund)[2][3:] == (D("28.700"), "clerk", api_client_of(token))
 

@@ -18,8 +18,8 @@ from api.schema import schema
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schema.graphql"
 UPDATE = "UPDATE_SCHEMA_SNAPSHOT=1 .venv/bin/python -m pytest tests/test_api_schema.py"
 
-# DESIGN.md §8, word for word.
-DESIGN_INVOICE_REFUND = """
+# docs/rules.md §8, word for word.
+RULES_INVOICE_REFUND = """
 mutation invoiceRefund($invoiceId: ID!, $disputeReasonId: ID!) {
   invoiceRefund(invoiceId: $invoiceId, disputeReasonId: $disputeReasonId) {
     creditNote { id number amount subtotal taxAmount amountApplied amountUnapplied currencyId creditedInvoiceId entityId accountId disputeReasonId disputeId isCredit isLegacy issuedAt uuid warrenId createdAt updatedAt description }
@@ -56,7 +56,7 @@ def test_the_schema_matches_the_snapshot():
 
 
 def test_the_design_invoice_refund_document_is_valid():
-    assert validate(sdl_schema(sdl()), parse(DESIGN_INVOICE_REFUND)) == []
+    assert validate(sdl_schema(sdl()), parse(RULES_INVOICE_REFUND)) == []
 
 
 def _args(field) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The worked examples of DESIGN.md §3, carried out through the GraphQL API only."""
+"""The worked examples of docs/rules.md §3, carried out through the GraphQL API only."""
 
 from decimal import Decimal
 

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from approvals.models import FinancialRequest, RequestStatus
 from approvals.services import refund_request_create, request_approve, request_reject
+from audit.models import Action
 from billing.models import Clinic, Policy
 
 from .factories import UserFactory
@@ -37,7 +38,7 @@ def test_an_administrator_reads_requests_and_their_history(client, admin_user, d
     page = change.content.decode()
     assert "request.submitted by clerk: “Patient was overcharged”" in page
     assert "request.approved by approver: “Agreed”" in page
-    assert page.index("request.submitted") < page.index("request.approved")
+    assert page.index(Action.REQUEST_SUBMITTED) < page.index(Action.REQUEST_APPROVED)
 
 
 def test_the_request_changelist_filters_by_status(client, admin_user, decided, make_invoice,

@@ -17,7 +17,7 @@ from approvals.services import (
     request_reject,
     request_withdraw,
 )
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
 from billing.models import Policy
 from refunds.models import CreditNote
@@ -82,7 +82,7 @@ def test_eight_approvers_deciding_one_request_at_once_make_exactly_one_decision(
     assert request.decision_remarks == ("Agreed" if winner_index < 4 else "Not agreed")
     events = AuditEvent.objects.filter(
         object_id=str(request.pk), content_type__app_label="approvals",
-        action__in=["request.approved", "request.rejected"])
+        action__in=[Action.REQUEST_APPROVED, Action.REQUEST_REJECTED])
     assert events.count() == 1
     [event] = events
     assert (event.actor_id, event.to_state) == (winner.pk, expected_status)
@@ -125,7 +125,7 @@ def test_two_clerks_submitting_a_refund_request_at_once_open_exactly_one(
     assert refusals == [ALREADY_OPEN.format(
         invoice=invoice, kind="Invoice Refund Request", pk=request.pk, status="requested",
         requester=request.requested_by.username)]
-    assert AuditEvent.objects.filter(action="request.submitted").count() == 1
+    assert AuditEvent.objects.filter(action=Action.REQUEST_SUBMITTED).count() == 1
 
 
 def test_eight_clerks_submitting_both_kinds_at_once_open_one_request_of_each(
@@ -149,7 +149,7 @@ def test_eight_clerks_submitting_both_kinds_at_once_open_one_request_of_each(
     assert sorted(FinancialRequest.objects.filter(invoice=invoice).values_list(
         "kind", "status")) == [(RequestKind.CANCELLATION, RequestStatus.REQUESTED),
                                (RequestKind.REFUND, RequestStatus.REQUESTED)]
-    assert AuditEvent.objects.filter(action="request.submitted").count() == 2
+    assert AuditEvent.objects.filter(action=Action.REQUEST_SUBMITTED).count() == 2
 
 
 def test_a_requester_withdrawing_while_an_approver_approves_leaves_one_outcome(
@@ -175,7 +175,7 @@ def test_a_requester_withdrawing_while_an_approver_approves_leaves_one_outcome(
         assert (request.status, request.decided_by) == (RequestStatus.APPROVED, approver)
         assert withdrawal.message == WITHDRAW_NOT_WAITING.format(status="approved")
     assert AuditEvent.objects.filter(
-        action__in=["request.withdrawn", "request.approved"]).count() == 1
+        action__in=[Action.REQUEST_WITHDRAWN, Action.REQUEST_APPROVED]).count() == 1
 
 
 def test_one_approval_carried_out_twice_at_once_is_used_once(
@@ -202,4 +202,4 @@ def test_one_approval_carried_out_twice_at_once_is_used_once(
     assert request.status == RequestStatus.COMPLETED
     assert request.credit_note == notes[0]
     assert CreditNote.objects.filter(invoice=invoice).count() == 1
-    assert AuditEvent.objects.filter(action="request.completed").count() == 1
+    assert AuditEvent.objects.filter(action=Action.REQUEST_COMPLETED).count() == 1

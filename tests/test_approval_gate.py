@@ -1,6 +1,7 @@
-"""The approval gate (DESIGN.md §5): in a clinic whose policy needs approval, a refund, credit or
-cancellation is carried out only on the strength of an approved request of the right kind, which
-it consumes (the request becomes `completed`) in the same transaction as the credit note."""
+"""The approval gate (docs/rules.md §5): in a clinic whose policy needs approval, a refund,
+credit or cancellation is carried out only on the strength of an approved request of the right
+kind, which it consumes (the request becomes `completed`) in the same transaction as the credit
+note."""
 
 from decimal import Decimal
 
@@ -24,7 +25,7 @@ from approvals.services import (
     request_reject,
     request_withdraw,
 )
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
 from billing.models import InvoiceStatus, Policy
 from billing.money import format_money
@@ -87,7 +88,7 @@ def assert_completed_by(request, note, actor):
     assert request.completed_at is not None
     assert note.approval_request == request
     assert request.credit_note == note
-    event = AuditEvent.objects.get(action="request.completed", object_id=str(request.pk))
+    event = AuditEvent.objects.get(action=Action.REQUEST_COMPLETED, object_id=str(request.pk))
     assert (event.actor, event.from_state, event.to_state, event.amount) == (
         actor, RequestStatus.APPROVED, RequestStatus.COMPLETED, note.amount)
     assert event.invoice_id == note.invoice_id
@@ -196,7 +197,8 @@ def test_an_approved_refund_request_authorises_a_full_refund_and_is_completed_wi
         CreditNoteKind.REFUND, D("28.700"), D("28.700"))
     paid.refresh_from_db()
     assert paid.status == InvoiceStatus.REFUNDED
-    assert AuditEvent.objects.filter(action="credit_note.issued", object_id=str(note.pk)).exists()
+    assert AuditEvent.objects.filter(action=Action.CREDIT_NOTE_ISSUED,
+                                     object_id=str(note.pk)).exists()
     assert_completed_by(request, note, clerk)
 
 
@@ -266,7 +268,7 @@ def test_an_approved_cancellation_request_authorises_the_cancellation(unpaid, cl
     unpaid.refresh_from_db()
     assert unpaid.status == InvoiceStatus.CANCELLED
     assert unpaid.balance_due == D("0.000")
-    event = AuditEvent.objects.get(action="invoice.cancelled")
+    event = AuditEvent.objects.get(action=Action.INVOICE_CANCELLED)
     assert (event.from_state, event.to_state) == (InvoiceStatus.ISSUED, InvoiceStatus.CANCELLED)
     assert_completed_by(request, note, clerk)
 
@@ -318,7 +320,7 @@ def test_a_failure_after_the_completion_rolls_the_completion_back(
     record = refund_services.audit_event_record
 
     def crash_on_refund_created(**kwargs):
-        if kwargs["action"] == "refund.created":
+        if kwargs["action"] == Action.REFUND_CREATED:
             raise RuntimeError("database went away")
         return record(**kwargs)
 
@@ -333,7 +335,7 @@ def test_a_failure_after_the_completion_rolls_the_completion_back(
     assert ledger_state() == before
     assert not CreditNote.objects.exists()
     assert request_state(request) == (RequestStatus.APPROVED, None, None)
-    assert not AuditEvent.objects.filter(action="request.completed").exists()
+    assert not AuditEvent.objects.filter(action=Action.REQUEST_COMPLETED).exists()
 
 
 def test_a_failure_to_complete_the_request_rolls_the_credit_note_back(
@@ -342,7 +344,7 @@ def test_a_failure_to_complete_the_request_rolls_the_credit_note_back(
     record = gate.audit_event_record
 
     def crash_on_completed(**kwargs):
-        if kwargs["action"] == "request.completed":
+        if kwargs["action"] == Action.REQUEST_COMPLETED:
             raise RuntimeError("database went away")
         return record(**kwargs)
 
@@ -583,7 +585,7 @@ def test_a_line_without_an_amount_stores_what_remains_on_it_at_request_time(
     # then the request stores the 17.000 left on line A
     assert list(request.lines.values_list("invoice_line", "amount")) == [
         (line_a.pk, D("17.000")), (line_b.pk, D("2.000"))]
-    event = AuditEvent.objects.get(action="request.submitted")
+    event = AuditEvent.objects.get(action=Action.REQUEST_SUBMITTED)
     assert event.amount == D("19.000")
     assert event.data["lines"] == [{"line": line_a.pk, "net": "17.000"},
                                    {"line": line_b.pk, "net": "2.000"}]

@@ -1,4 +1,4 @@
-"""Invoice Refund and Cancellation Requests (DESIGN.md §5): submitted by billing staff with
+"""Invoice Refund and Cancellation Requests (docs/rules.md §5): submitted by billing staff with
 remarks, at most one open per invoice and kind, decided by a financial approver of the clinic who
 is not the requester, withdrawn by the requester while waiting; approvers are emailed of new
 requests and requesters of decisions, after commit."""
@@ -30,7 +30,7 @@ from approvals.services import (
     request_reject,
     request_withdraw,
 )
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.access import NO_PERMISSION, NOT_A_MEMBER
 from billing.breakdown import LINE_NOT_ON_INVOICE, LINE_OVER, CreditLineInput
 from billing.models import Invoice, InvoiceStatus, Policy
@@ -128,7 +128,7 @@ def test_staff_submit_a_request_with_remarks(kind, invoice, clerk):
     assert (request.requested_by, request.remarks) == (clerk, "Raised for the wrong patient")
     assert request.requested_at is not None
     assert (request.decided_by, request.decided_at, request.completed_by) == (None, None, None)
-    event = AuditEvent.objects.get(action="request.submitted")
+    event = AuditEvent.objects.get(action=Action.REQUEST_SUBMITTED)
     assert (event.actor, event.object_id, event.invoice_id, event.to_state, event.remarks) == (
         clerk, str(request.pk), invoice.pk, RequestStatus.REQUESTED,
         "Raised for the wrong patient")
@@ -151,7 +151,7 @@ def test_remarks_are_trimmed(kind, invoice, clerk):
 
     request.refresh_from_db()
     assert request.remarks == "Duplicate visit"
-    assert AuditEvent.objects.get(action="request.submitted").remarks == "Duplicate visit"
+    assert AuditEvent.objects.get(action=Action.REQUEST_SUBMITTED).remarks == "Duplicate visit"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -255,7 +255,7 @@ def test_a_new_request_may_follow_one_that_was_closed(
     new = refund_request_create(invoice=invoice, remarks="Second thoughts", actor=clerk)
     assert new.pk != requested.pk
     assert new.status == RequestStatus.REQUESTED
-    assert AuditEvent.objects.filter(action="request.submitted").count() == 2
+    assert AuditEvent.objects.filter(action=Action.REQUEST_SUBMITTED).count() == 2
 
 
 def test_the_database_refuses_a_second_open_request(invoice, requested, clerk):
@@ -393,7 +393,7 @@ def test_proposed_lines_are_stored_with_the_request(invoice, clerk):
 
     assert sorted(request.lines.values_list("invoice_line", "amount")) == sorted([
         (line_a.pk, D("20.000")), (line_b.pk, D("2.500"))])
-    event = AuditEvent.objects.get(action="request.submitted")
+    event = AuditEvent.objects.get(action=Action.REQUEST_SUBMITTED)
     assert event.amount == D("22.500")
 
 
@@ -422,7 +422,7 @@ def test_an_approver_of_the_clinic_approves_a_request(invoice, requested, approv
     assert request.status == RequestStatus.APPROVED
     assert (request.decided_by, request.decision_remarks) == (approver, "Agreed with patient")
     assert request.decided_at is not None
-    event = AuditEvent.objects.get(action="request.approved")
+    event = AuditEvent.objects.get(action=Action.REQUEST_APPROVED)
     assert (event.actor, event.object_id, event.from_state, event.to_state, event.remarks) == (
         approver, str(request.pk), RequestStatus.REQUESTED, RequestStatus.APPROVED,
         "Agreed with patient")
@@ -512,7 +512,7 @@ def test_a_rejection_leaves_the_invoice_as_it_was(invoice, pay, clerk, approver)
         InvoiceStatus.PARTIALLY_PAID, D("28.700"), D("10.000"), D("0.000"), D("0.000"))
     assert list(invoice.lines.values_list("pk", "credited_net", "credited_tax")) == lines_before
     assert not invoice.credit_notes.exists()
-    event = AuditEvent.objects.get(action="request.rejected")
+    event = AuditEvent.objects.get(action=Action.REQUEST_REJECTED)
     assert (event.actor, event.from_state, event.to_state, event.remarks) == (
         approver, RequestStatus.REQUESTED, RequestStatus.REJECTED, "The price was right")
 
@@ -534,8 +534,8 @@ def test_approving_twice_is_refused(requested, approver, approver2, refused_requ
         request_approve(financial_request=requested, actor=approver)
     with refused_request(ALREADY_DECIDED.format(who="approver", status="approved")):
         request_reject(financial_request=requested, actor=approver2, remarks="Too late")
-    assert AuditEvent.objects.filter(action__in=["request.approved",
-                                                 "request.rejected"]).count() == 1
+    assert AuditEvent.objects.filter(action__in=[Action.REQUEST_APPROVED,
+                                                 Action.REQUEST_REJECTED]).count() == 1
 
 
 def test_a_completed_request_cannot_be_decided_again(invoice, requested, clerk, approver,
@@ -557,7 +557,7 @@ def test_the_requester_withdraws_a_waiting_request(invoice, requested, clerk):
     request.refresh_from_db()
     assert request.status == RequestStatus.WITHDRAWN
     assert request.decided_by is None
-    event = AuditEvent.objects.get(action="request.withdrawn")
+    event = AuditEvent.objects.get(action=Action.REQUEST_WITHDRAWN)
     assert (event.actor, event.object_id, event.from_state, event.to_state) == (
         clerk, str(request.pk), RequestStatus.REQUESTED, RequestStatus.WITHDRAWN)
     assert event.invoice_id == invoice.pk
@@ -708,7 +708,7 @@ def test_nothing_is_emailed_when_the_request_is_rolled_back(
     assert callbacks == []
     assert mailoutbox == []
     assert not FinancialRequest.objects.exists()
-    assert not AuditEvent.objects.filter(action="request.submitted").exists()
+    assert not AuditEvent.objects.filter(action=Action.REQUEST_SUBMITTED).exists()
 
 
 def test_nothing_is_emailed_when_the_decision_is_rolled_back(

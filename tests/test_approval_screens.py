@@ -1,4 +1,4 @@
-"""The Financial Approval screens (DESIGN.md §5, §7), as the personas see them: the clerk submits
+"""The Financial Approval screens (docs/rules.md §5, §7), as the personas see them: the clerk submits
 requests, the approver decides them, the outsider (staff of another clinic) sees none of it."""
 
 import datetime
@@ -22,7 +22,7 @@ from approvals.services import (
     request_approve,
     request_reject,
 )
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
 from billing.models import Policy
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
@@ -233,7 +233,7 @@ def test_the_approver_sees_the_request_and_the_decision_forms(as_approver, invoi
     assert action_url("approve", proposed) in page
     assert action_url("reject", proposed) in page
     assert action_url("withdraw", proposed) not in page
-    assert [e.action for e in response.context["history"]] == ["request.submitted"]
+    assert [e.action for e in response.context["history"]] == [Action.REQUEST_SUBMITTED]
 
 
 def test_the_requester_sees_no_decision_forms_and_may_withdraw(as_clerk, requested):
@@ -316,7 +316,7 @@ def test_the_approver_approves_with_remarks(as_approver, requested):
     assert requested.status == RequestStatus.APPROVED
     assert requested.decided_by.username == "approver"
     assert requested.decision_remarks == "Checked the receipts"
-    assert request_events(requested)[-1] == ("request.approved", "approver",
+    assert request_events(requested)[-1] == (Action.REQUEST_APPROVED, "approver",
                                              "Checked the receipts")
 
 
@@ -344,7 +344,7 @@ def test_the_approver_rejects_with_remarks(as_approver, requested, invoice):
     assert response["Location"] == QUEUE
     requested.refresh_from_db()
     assert requested.status == RequestStatus.REJECTED
-    assert request_events(requested)[-1] == ("request.rejected", "approver",
+    assert request_events(requested)[-1] == (Action.REQUEST_REJECTED, "approver",
                                              "Not covered by the refund policy")
 
 
@@ -355,7 +355,7 @@ def test_the_requester_withdraws_their_request(as_clerk, requested, invoice):
     assert f"Invoice Refund Request #{requested.pk} withdrawn." in messages_of(response)
     requested.refresh_from_db()
     assert requested.status == RequestStatus.WITHDRAWN
-    assert request_events(requested)[-1] == ("request.withdrawn", "clerk", "")
+    assert request_events(requested)[-1] == (Action.REQUEST_WITHDRAWN, "clerk", "")
 
 
 def test_a_decided_request_offers_no_more_decision(as_approver, approver, requested):
@@ -391,7 +391,7 @@ def test_the_clerk_submits_a_refund_request_with_one_proposed_line(as_clerk, inv
     assert (made.kind, made.status, made.requested_by, made.remarks) == (
         RequestKind.REFUND, RequestStatus.REQUESTED, clerk, "Item 1 was charged twice")
     assert list(made.lines.values_list("invoice_line", "amount")) == [(line_a.pk, D("5.000"))]
-    assert request_events(made) == [("request.submitted", "clerk", "Item 1 was charged twice")]
+    assert request_events(made) == [(Action.REQUEST_SUBMITTED, "clerk", "Item 1 was charged twice")]
 
 
 def test_a_refund_request_without_lines_asks_for_the_whole_refund(as_clerk, invoice):

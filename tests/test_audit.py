@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.context import audit_context, current
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from audit.services import audit_event_record
 from billing.models import Payment
 from billing.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
@@ -40,7 +40,8 @@ def test_events_carry_actor_clinic_invoice_utc_time_and_the_audit_context(
 
     # then each of the three events says who, which clinic and invoice, when, and from where
     got = list(AuditEvent.objects.order_by("pk"))
-    assert [e.action for e in got] == ["invoice.created", "invoice.issued", "payment.recorded"]
+    assert [e.action for e in got] == [Action.INVOICE_CREATED, Action.INVOICE_ISSUED,
+                                       Action.PAYMENT_RECORDED]
     for event in got:
         assert (event.actor, event.actor_username) == (clerk, "clerk")
         assert (event.clinic, event.invoice_id) == (clinic, invoice.pk)
@@ -100,9 +101,9 @@ def test_an_event_cannot_be_deleted(make_invoice):
 @pytest.mark.parametrize("bulk", [
     lambda: AuditEvent.objects.update(remarks="x"),
     lambda: AuditEvent.objects.all().update(remarks="x"),
-    lambda: AuditEvent.objects.filter(action="invoice.created").update(remarks="x"),
+    lambda: AuditEvent.objects.filter(action=Action.INVOICE_CREATED).update(remarks="x"),
     lambda: AuditEvent.objects.all().delete(),
-    lambda: AuditEvent.objects.filter(action="invoice.created").delete(),
+    lambda: AuditEvent.objects.filter(action=Action.INVOICE_CREATED).delete(),
 ])
 def test_events_cannot_be_changed_or_deleted_in_bulk(make_invoice, bulk):
     make_invoice(issue=True)
@@ -199,7 +200,7 @@ def test_events_written_during_a_web_request_carry_web_and_its_request_id(
 
     # then the payment event carries the client "web" and the request id of the response
     assert response.status_code == 302
-    event = AuditEvent.objects.get(action="payment.recorded")
+    event = AuditEvent.objects.get(action=Action.PAYMENT_RECORDED)
     assert event.client == "web"
     assert event.request_id == response["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", event.request_id)
@@ -216,7 +217,7 @@ def test_a_web_event_keeps_the_callers_request_id(client, make_invoice, clerk, c
                            payment_post(invoice, cash, "1.000"),
                            headers={"X-Request-ID": "trace-123"})
     assert response["X-Request-ID"] == "trace-123"
-    event = AuditEvent.objects.get(action="payment.recorded")
+    event = AuditEvent.objects.get(action=Action.PAYMENT_RECORDED)
     assert (event.client, event.request_id) == ("web", "trace-123")
 
 

@@ -1,8 +1,8 @@
-"""Cancellation (DESIGN.md §4): a credit note for the remaining balance, then `cancelled`."""
+"""Cancellation (docs/rules.md §4): a credit note for the remaining balance, then `cancelled`."""
 
 from decimal import Decimal
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing import rules as billing_rules
 from billing.breakdown import CreditLineInput
 from billing.models import Invoice, InvoiceStatus
@@ -29,7 +29,7 @@ def test_cancelling_an_unpaid_invoice_credits_its_balance(make_invoice, clerk):
     assert invoice.status == InvoiceStatus.CANCELLED
     assert invoice.balance_due == D("0.000")
     assert invoice.number  # numbering stays whole: the invoice keeps its number
-    event = AuditEvent.objects.get(action="invoice.cancelled")
+    event = AuditEvent.objects.get(action=Action.INVOICE_CANCELLED)
     assert (event.from_state, event.to_state, event.remarks, event.actor) == (
         "issued", "cancelled", "Raised for the wrong patient", clerk)
 
@@ -86,7 +86,7 @@ def test_a_draft_is_discarded_not_cancelled(make_invoice, clerk, refused):
     invoice_discard(invoice=draft, actor=clerk)
 
     assert not Invoice.objects.filter(pk=draft.pk).exists()
-    event = AuditEvent.objects.get(action="invoice.discarded")
+    event = AuditEvent.objects.get(action=Action.INVOICE_DISCARDED)
     assert event.invoice_id == draft.pk and event.from_state == "draft"
 
 

@@ -20,7 +20,7 @@ from django.db.models import Sum
 from django.test import Client
 
 from api.models import IdempotencyKey
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.faults import TEMPORARY_PROBLEM
 from billing.models import Invoice, NumberSeries, Payment
 from refunds.models import CreditNote, Refund
@@ -251,7 +251,7 @@ def test_keyed_refunds_survive_sessions_terminated_and_cancelled_under_them(
     assert notes.values("number").distinct().count() == INVOICES
     assert NumberSeries.objects.get(clinic=paid_invoices[0].clinic,
                                     kind=NumberSeries.Kind.CREDIT_NOTE).last_value == INVOICES
-    assert AuditEvent.objects.filter(action="credit_note.issued").count() == INVOICES
+    assert AuditEvent.objects.filter(action=Action.CREDIT_NOTE_ISSUED).count() == INVOICES
     assert IdempotencyKey.objects.count() == INVOICES
     assert set(IdempotencyKey.objects.values_list("status_code", flat=True)) == {200}
 

@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing import access
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, NumberSeries
 from billing.services import (
@@ -52,7 +52,7 @@ def events(invoice, action):
 # -- invoice_create ------------------------------------------------------------------------------
 
 def test_it_creates_a_draft_with_its_lines_totals_and_an_audit_event(clinic, account, vat, clerk):
-    # given two lines from DESIGN's worked example
+    # given two lines from the worked example (docs/rules.md §1.4)
     lines = [line("Consultation", "2", "10.000", vat), line("Dressing", "1", "7.333", vat)]
 
     # when the clerk creates the invoice
@@ -82,7 +82,7 @@ def test_it_creates_a_draft_with_its_lines_totals_and_an_audit_event(clinic, acc
     assert invoice.balance_due == D("28.700")
     # and the creation is audited
     [event] = AuditEvent.objects.all()
-    assert event.action == "invoice.created"
+    assert event.action == Action.INVOICE_CREATED
     assert (event.actor, event.actor_username) == (clerk, "clerk")
     assert (event.clinic, event.invoice_id) == (clinic, invoice.pk)
     assert event.content_type == ContentType.objects.get_for_model(Invoice)
@@ -127,7 +127,7 @@ def test_it_creates_and_issues_at_once(make_invoice):
     assert invoice.status == InvoiceStatus.ISSUED
     assert invoice.number == "INV-MUSCAT-000001"
     assert [e.action for e in AuditEvent.objects.order_by("pk")] == [
-        "invoice.created", "invoice.issued"]
+        Action.INVOICE_CREATED, Action.INVOICE_ISSUED]
 
 
 def test_create_refuses_an_account_of_another_clinic(clinic, other_clinic, vat, clerk, refused):
@@ -253,7 +253,7 @@ def test_it_issues_a_draft_with_the_next_number_and_an_audit_event(make_invoice,
     assert str(issued) == "Invoice INV-MUSCAT-000001"
     assert NumberSeries.objects.get(clinic=clinic, kind="invoice").last_value == 1
     # and the transition is audited
-    [event] = events(issued, "invoice.issued")
+    [event] = events(issued, Action.INVOICE_ISSUED)
     assert (event.from_state, event.to_state) == ("draft", "issued")
     assert (event.actor, event.clinic) == (clerk, clinic)
     assert (event.amount, event.currency) == (D("28.700"), "OMR")
@@ -390,7 +390,7 @@ def test_admin_issue_button_issues_through_the_service(make_invoice, admin_user,
     assert invoice.issue_date is not None
     assert invoice.due_date == datetime.date(2030, 3, 31)
     assert invoice.notes == "Issued from the admin"
-    [event] = events(invoice, "invoice.issued")
+    [event] = events(invoice, Action.INVOICE_ISSUED)
     assert (event.actor, event.clinic) == (admin_user, clinic)
     assert (event.from_state, event.to_state) == ("draft", "issued")
     assert event.client == "web"

@@ -4,8 +4,8 @@ payments, refunds, credits, cancellations, requests and their decisions, gateway
 retries and payouts — with sensible and senseless arguments alike.
 
 Every call either succeeds or is refused with a BusinessRuleError that leaves the ledger exactly
-as it was; anything else fails the test. After every step the ledger's invariants hold (DESIGN.md
-§2-§6): no negative balance, no line credited beyond its net or tax, no payment refunded beyond
+as it was; anything else fails the test. After every step the ledger's invariants hold
+(docs/rules.md §2.6): no negative balance, no line credited beyond its net or tax, no payment refunded beyond
 its amount, statuses that follow the amounts, gapless numbers, an audit trail that replays every
 state, at most one open request per invoice and kind.
 
@@ -50,7 +50,7 @@ from approvals.services import (
     request_reject,
     request_withdraw,
 )
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
 from billing.exceptions import BusinessRuleError
 from billing.models import (
@@ -636,7 +636,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(actor=staff_mostly, pick=picks, size=st.sampled_from(["unit", "part", "part"]),
           fraction=fractions)
     def credit_a_little(self, actor, pick, size, fraction):
-        """A small credit on one line, again and again (DESIGN.md §3: the tax of each is the
+        """A small credit on one line, again and again (docs/rules.md §3: the tax of each is the
         cumulative rounding difference, never more than the line carries)."""
         lines = InvoiceLine.objects.filter(invoice__clinic=self.world.clinic_id)
         line = self.choose(lines.select_related("invoice"), pick,
@@ -863,8 +863,8 @@ class LedgerMachine(RuleBasedStateMachine):
         invoice_events = defaultdict(list)
         for e in AuditEvent.objects.filter(clinic=clinic).order_by("pk"):
             by_object[e.content_type_id, e.object_id].append(e)
-            if e.action in ("invoice.created", "invoice.issued", "payment.recorded",
-                            "credit_note.issued", "invoice.cancelled"):
+            if e.action in (Action.INVOICE_CREATED, Action.INVOICE_ISSUED, Action.PAYMENT_RECORDED,
+                            Action.CREDIT_NOTE_ISSUED, Action.INVOICE_CANCELLED):
                 invoice_events[e.invoice_id].append(e)
 
         def events_of(model, pk):
@@ -875,23 +875,23 @@ class LedgerMachine(RuleBasedStateMachine):
                 f"{invoice}: its audit trail does not end at {invoice.status}")
         for payment in Payment.objects.filter(invoice__clinic=clinic):
             assert [(e.action, e.amount) for e in events_of(Payment, payment.pk)] == [
-                ("payment.recorded", payment.amount)]
+                (Action.PAYMENT_RECORDED, payment.amount)]
         for credit_note in CreditNote.objects.filter(clinic=clinic).select_related("created_by"):
-            action = ("invoice.cancelled" if credit_note.kind == CreditNoteKind.CANCELLATION
-                      else "credit_note.issued")
+            action = (Action.INVOICE_CANCELLED if credit_note.kind == CreditNoteKind.CANCELLATION
+                      else Action.CREDIT_NOTE_ISSUED)
             assert [(e.action, e.amount, e.data["number"], e.actor_username)
                     for e in events_of(CreditNote, credit_note.pk)] == [
                 (action, credit_note.amount, credit_note.number,
                  credit_note.created_by.username)], f"{credit_note} is not audited"
         for refund in Refund.objects.filter(invoice__clinic=clinic):
             events = events_of(Refund, refund.pk)
-            assert events and events[0].action == "refund.created"
+            assert events and events[0].action == Action.REFUND_CREATED
             assert events[0].amount == refund.amount
             assert chain_of(events, str(refund)) == refund.status, (
                 f"refund {refund.pk}: its audit trail does not end at {refund.status}")
         for request in FinancialRequest.objects.filter(clinic=clinic):
             events = events_of(FinancialRequest, request.pk)
-            assert events and events[0].action == "request.submitted"
+            assert events and events[0].action == Action.REQUEST_SUBMITTED
             assert chain_of(events, str(request)) == request.status, (
                 f"{request}: its audit trail does not end at {request.status}")
 

@@ -1,4 +1,4 @@
-"""Money: Decimal only, rounded half-up to each currency's minor unit (DESIGN §2 Money)."""
+"""Money: Decimal only, rounded half-up to each currency's minor unit (docs/rules.md §1)."""
 
 from decimal import Decimal
 
@@ -139,7 +139,7 @@ def test_format_money_rejects_float():
         format_money(12.5, "OMR")
 
 
-# -- line_amounts (DESIGN worked lines) ----------------------------------------------------------
+# -- line_amounts (docs/rules.md §1.4) ----------------------------------------------------------
 
 @pytest.mark.parametrize(("quantity", "price", "percentage", "currency", "net", "tax", "total"), [
     ("2", "10.000", "5", "OMR", "20.000", "1.000", "21.000"),

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.contenttypes.models import ContentType
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing import access
 from billing.models import Invoice, InvoiceStatus, Payment
 from billing.rules import NOTHING_TO_PAY, PAYMENT_ON_CANCELLED, PAYMENT_ON_DRAFT
@@ -31,7 +31,7 @@ TOTAL = D("28.700")
 
 
 def payment_events(invoice):
-    return list(AuditEvent.objects.filter(invoice_id=invoice.pk, action="payment.recorded")
+    return list(AuditEvent.objects.filter(invoice_id=invoice.pk, action=Action.PAYMENT_RECORDED)
                 .order_by("pk"))
 
 

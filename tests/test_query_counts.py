@@ -1,5 +1,5 @@
 """The number of SQL statements a page or a refund runs does not grow with the data or with the
-rows shown (DESIGN §9): a page of 2 invoices and a page of 12 cost the same, and so does a
+rows shown (docs/rules.md §9): a page of 2 invoices and a page of 12 cost the same, and so does a
 refund of 1 line and one of 6. (How fast each statement is, is the plan test's business.)"""
 
 from decimal import Decimal

@@ -1,5 +1,5 @@
 """Every list and search a clerk or an integration uses all day is answered by an index on the
-invoice, account and request tables (DESIGN §9: no page may scan or count the whole ledger).
+invoice, account and request tables (docs/rules.md §9: no page may scan or count the whole ledger).
 
 Each page is requested as staff would, every SQL statement it runs is captured and run again
 under EXPLAIN ANALYZE on PostgreSQL with sequential scans switched off (a small test table is

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from refunds.models import RefundStatus
 from refunds.services import credit_note_create
 
@@ -55,7 +55,7 @@ def test_it_marks_a_manual_refund_paid_out_through_the_service(client, admin_use
     refund.refresh_from_db()
     assert refund.status == RefundStatus.PAID_OUT
     assert refund.paid_out_by == admin_user
-    assert AuditEvent.objects.filter(action="refund.paid_out", actor=admin_user).exists()
+    assert AuditEvent.objects.filter(action=Action.REFUND_PAID_OUT, actor=admin_user).exists()
 
 
 def test_it_shows_the_rule_when_the_service_refuses(client, admin_user, refunded, clinic):
@@ -82,7 +82,7 @@ def test_staff_mark_a_payout_made_from_the_invoice_page(client, clerk, refunded)
     assert response.status_code == 302
     refund.refresh_from_db()
     assert refund.status == RefundStatus.PAID_OUT
-    assert AuditEvent.objects.filter(action="refund.paid_out", actor=clerk).exists()
+    assert AuditEvent.objects.filter(action=Action.REFUND_PAID_OUT, actor=clerk).exists()
 
 
 def test_an_outsider_cannot_reach_another_clinics_refund(client, outsider, refunded):

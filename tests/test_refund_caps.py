@@ -1,4 +1,4 @@
-"""Every cap of DESIGN.md §3 refused with its message, and nothing written."""
+"""Every cap of docs/rules.md §3 refused with its message, and nothing written."""
 
 from decimal import Decimal
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Sum
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.breakdown import LINE_OVER, CreditLineInput
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, NumberSeries, Payment
 from billing.money import format_money
@@ -87,8 +87,8 @@ def test_it_refunds_a_paid_invoice_once_when_16_full_refunds_run_at_once(
     [refund_row] = Refund.objects.filter(invoice=invoice)
     assert (refund_row.amount, refund_row.status) == (D("28.700"), RefundStatus.AWAITING_PAYOUT)
     events = AuditEvent.objects.filter(invoice_id=invoice.pk)
-    assert events.filter(action="credit_note.issued").count() == 1
-    assert events.filter(action="refund.created").count() == 1
+    assert events.filter(action=Action.CREDIT_NOTE_ISSUED).count() == 1
+    assert events.filter(action=Action.REFUND_CREATED).count() == 1
     assert NumberSeries.objects.get(clinic=invoice.clinic, kind="credit_note").last_value == 1
 
 
@@ -124,7 +124,7 @@ def test_it_lets_only_three_of_12_simultaneous_30_percent_credits_through(
     assert invoice.status == InvoiceStatus.ISSUED
     assert sorted(CreditNote.objects.filter(invoice=invoice).values_list(
         "sequence", flat=True)) == [1, 2, 3]
-    events = AuditEvent.objects.filter(invoice_id=invoice.pk, action="credit_note.issued")
+    events = AuditEvent.objects.filter(invoice_id=invoice.pk, action=Action.CREDIT_NOTE_ISSUED)
     assert events.count() == 3
     assert not Refund.objects.exists()
 
@@ -152,7 +152,7 @@ def test_it_numbers_credit_notes_issued_at_the_same_time_without_gaps_or_duplica
     assert sorted(value.number for _, value in outcomes) == sorted(n for _, n in stored)
     assert NumberSeries.objects.get(clinic=clinic, kind="credit_note").last_value == 10
     assert set(Invoice.objects.values_list("status", flat=True)) == {InvoiceStatus.CREDITED}
-    assert AuditEvent.objects.filter(action="credit_note.issued").count() == 10
+    assert AuditEvent.objects.filter(action=Action.CREDIT_NOTE_ISSUED).count() == 10
 
 
 def test_credit_notes_queue_on_a_busy_number_series_and_stay_gapless(
@@ -183,7 +183,7 @@ def test_credit_notes_queue_on_a_busy_number_series_and_stay_gapless(
     assert sorted(CreditNote.objects.filter(clinic=clinic).values_list(
         "number", flat=True)) == [f"CN-MUSCAT-{n:06d}" for n in range(1, 12)]
     assert NumberSeries.objects.get(clinic=clinic, kind="credit_note").last_value == 11
-    assert AuditEvent.objects.filter(action="credit_note.issued").count() == 11
+    assert AuditEvent.objects.filter(action=Action.CREDIT_NOTE_ISSUED).count() == 11
 
 
 def assert_ledger_consistent(invoice):
@@ -262,16 +262,17 @@ def test_mixed_payments_credits_and_refunds_on_two_invoices_never_deadlock(
     # gateway refunds were sent after their commit, none left pending
     assert not Refund.objects.filter(status=RefundStatus.PENDING).exists()
     assert Refund.objects.filter(gateway="sandbox").count() == AuditEvent.objects.filter(
-        action="refund.succeeded", client="gateway:sandbox").count()
+        action=Action.REFUND_SUCCEEDED, client="gateway:sandbox").count()
     # one audit event per credit note and per payment
-    assert AuditEvent.objects.filter(action="credit_note.issued").count() == (
+    assert AuditEvent.objects.filter(action=Action.CREDIT_NOTE_ISSUED).count() == (
         CreditNote.objects.count())
-    assert AuditEvent.objects.filter(action="payment.recorded").count() == Payment.objects.count()
+    assert AuditEvent.objects.filter(action=Action.PAYMENT_RECORDED).count() == (
+        Payment.objects.count())
 
 
 def test_work_on_one_invoice_does_not_wait_for_another_invoice_of_the_same_clinic(
         make_invoice, pay, clerk, cash, reason):
-    """DESIGN §3: caps are checked under a row lock on *the invoice*. Two invoices of one clinic
+    """docs/rules.md §3: caps are checked under a row lock on *the invoice*. Two invoices of one clinic
     must not queue behind each other (only credit notes share the clinic's number series)."""
     # given two issued invoices of one clinic
     busy, other = make_invoice(), make_invoice()

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import override_settings
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing import access
 from billing.breakdown import CreditLineInput
 from billing.models import Invoice, InvoiceStatus
@@ -65,7 +65,7 @@ def test_it_creates_a_gateway_refund_pending_and_sends_it_only_after_commit(
         assert (refund.status, refund.amount, refund.payment) == (
             RefundStatus.PENDING, D("28.700"), payment)
         assert (refund.gateway, refund.gateway_reference, refund.attempts) == ("sandbox", "", 0)
-        assert [e.action for e in refund_events(refund)] == ["refund.created"]
+        assert [e.action for e in refund_events(refund)] == [Action.REFUND_CREATED]
 
     assert len(callbacks) == 1  # one gateway call, queued for after the commit
     # and once they have run, the gateway accepted it
@@ -79,9 +79,9 @@ def test_it_creates_a_gateway_refund_pending_and_sends_it_only_after_commit(
     assert refund.completed_at is not None
     created, succeeded = refund_events(refund)
     assert (created.action, created.to_state, created.actor) == (
-        "refund.created", "pending", clerk)
+        Action.REFUND_CREATED, "pending", clerk)
     assert (succeeded.action, succeeded.from_state, succeeded.to_state) == (
-        "refund.succeeded", "pending", "succeeded")
+        Action.REFUND_SUCCEEDED, "pending", "succeeded")
     assert (succeeded.client, succeeded.actor, succeeded.clinic) == (
         "gateway:sandbox", None, clinic)
     assert (succeeded.amount, succeeded.invoice_id) == (D("28.700"), invoice.pk)
@@ -109,7 +109,7 @@ def test_a_declined_gateway_refund_is_failed_and_shown_on_the_invoice(
     assert refund.failure_reason == "The card issuer declined the refund (sandbox)."
     assert (refund.attempts, refund.gateway_reference, refund.completed_at) == (1, "", None)
     assert [(e.action, e.to_state, e.client) for e in refund_events(refund)][-1] == (
-        "refund.failed", "failed", "gateway:sandbox")
+        Action.REFUND_FAILED, "failed", "gateway:sandbox")
     invoice.refresh_from_db()
     assert invoice.amount_refunded == D("5.250")
     assert invoice.status == InvoiceStatus.PARTIALLY_REFUNDED
@@ -201,7 +201,7 @@ def test_the_gateway_is_never_called_while_the_invoice_or_payment_row_is_locked(
         refund.refresh_from_db()
         assert refund.status == RefundStatus.SUCCEEDED
         assert refund.gateway_reference == f"probe_{refund.idempotency_key}"
-        assert refund_events(refund)[-1].action == "refund.succeeded"
+        assert refund_events(refund)[-1].action == Action.REFUND_SUCCEEDED
     assert {r.payment_id for r in refunds} == {first_payment.pk, second_payment.pk}
     first.refresh_from_db()
     second.refresh_from_db()
@@ -299,10 +299,10 @@ def test_a_retry_sends_the_same_idempotency_key_and_can_succeed(
     assert refund.completed_at is not None
     events = refund_events(refund)
     assert [(e.action, e.from_state, e.to_state) for e in events] == [
-        ("refund.created", "", "pending"),
-        ("refund.failed", "pending", "failed"),
-        ("refund.retried", "failed", "pending"),
-        ("refund.succeeded", "pending", "succeeded"),
+        (Action.REFUND_CREATED, "", "pending"),
+        (Action.REFUND_FAILED, "pending", "failed"),
+        (Action.REFUND_RETRIED, "failed", "pending"),
+        (Action.REFUND_SUCCEEDED, "pending", "succeeded"),
     ]
     assert [e.client for e in events] == ["", "gateway:recording", "", "gateway:recording"]
     assert (events[2].actor, events[2].clinic) == (clerk, clinic)
@@ -374,7 +374,7 @@ def test_it_marks_a_cash_refund_paid_out(make_invoice, pay, clerk, reason, clini
     assert not refund.needs_attention
     event = refund_events(refund)[-1]
     assert (event.action, event.from_state, event.to_state) == (
-        "refund.paid_out", "awaiting_payout", "paid_out")
+        Action.REFUND_PAID_OUT, "awaiting_payout", "paid_out")
     assert (event.actor, event.clinic, event.invoice_id) == (clerk, clinic, invoice.pk)
     assert (event.amount, event.remarks) == (D("5.250"), "handed over at desk")
     # the ledger did not move: the money was counted as refunded when the note was issued
@@ -450,7 +450,7 @@ def test_reconcile_sends_a_refund_left_pending(make_invoice, pay, card, clerk, r
     assert refund.gateway_reference.startswith("sbx_re_")
     event = refund_events(refund)[-1]
     assert (event.action, event.from_state, event.to_state, event.clinic) == (
-        "refund.succeeded", "pending", "succeeded", clinic)
+        Action.REFUND_SUCCEEDED, "pending", "succeeded", clinic)
     assert event.client == "gateway:sandbox"
 
     # when it runs again, then there is nothing left to do and nothing changes

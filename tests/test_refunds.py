@@ -1,10 +1,10 @@
-"""The worked examples of DESIGN.md §3, to the last digit, in OMR (3 decimals) and USD."""
+"""The worked examples of docs/rules.md §3, to the last digit, in OMR (3 decimals) and USD."""
 
 from decimal import Decimal
 
 import pytest
 
-from audit.models import AuditEvent
+from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
 from billing.models import InvoiceStatus
 from refunds.models import CreditNote, CreditNoteKind, Refund, RefundStatus
@@ -57,10 +57,10 @@ def test_refund_part_of_a_line_paid_in_cash_is_a_cash_payout(
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PARTIALLY_REFUNDED
     assert invoice.balance_due == D("0.000")
-    event = AuditEvent.objects.get(action="credit_note.issued")
+    event = AuditEvent.objects.get(action=Action.CREDIT_NOTE_ISSUED)
     assert (event.from_state, event.to_state, event.amount, event.actor) == (
         "paid", "partially_refunded", D("5.250"), clerk)
-    assert AuditEvent.objects.get(action="refund.created").amount == D("5.250")
+    assert AuditEvent.objects.get(action=Action.REFUND_CREATED).amount == D("5.250")
 
 
 def test_then_a_full_refund_refunds_everything_left(example_invoice, pay, reason, clerk):

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from audit.models import Action
 from billing import access
 from billing.models import Invoice, InvoiceStatus
 from billing.services import OVERPAYMENT, LineInput, invoice_create
@@ -89,7 +90,8 @@ def test_the_clerk_sees_their_invoice_in_the_list_and_its_page(as_clerk, make_in
     detail = as_clerk.get(detail_url(invoice))
     assert detail.status_code == 200
     assert detail.context["invoice"] == invoice
-    assert [e.action for e in detail.context["history"]] == ["invoice.issued", "invoice.created"]
+    assert [e.action for e in detail.context["history"]] == [Action.INVOICE_ISSUED,
+                                                             Action.INVOICE_CREATED]
 
 
 def test_a_user_without_clinics_sees_an_empty_home(client, roles):
@@ -286,7 +288,7 @@ def test_the_clerk_records_a_payment_through_the_form(as_clerk, make_invoice, ca
     [payment] = invoice.payments.all()
     assert (payment.amount, payment.reference, payment.recorded_by) == (
         D("10.000"), "R-77", clerk)
-    assert invoice.audit_events.filter(action="payment.recorded").count() == 1
+    assert invoice.audit_events.filter(action=Action.PAYMENT_RECORDED).count() == 1
     page = as_clerk.get(response["Location"])
     assert "Payment of 10.000 OMR recorded." in [str(m) for m in page.context["messages"]]
 
