@@ -1,5 +1,6 @@
-"""The Financial Approval screens (docs/rules.md §5, §7), as the personas see them: the clerk submits
-requests, the approver decides them, the outsider (staff of another clinic) sees none of it."""
+"""The Financial Approval screens (docs/rules.md §5, §7), as the personas see them: the clerk
+submits requests, the approver decides them, the outsider (staff of another clinic) sees none of
+it."""
 
 import datetime
 from decimal import Decimal

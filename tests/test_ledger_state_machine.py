@@ -5,9 +5,9 @@ retries and payouts — with sensible and senseless arguments alike.
 
 Every call either succeeds or is refused with a BusinessRuleError that leaves the ledger exactly
 as it was; anything else fails the test. After every step the ledger's invariants hold
-(docs/rules.md §2.6): no negative balance, no line credited beyond its net or tax, no payment refunded beyond
-its amount, statuses that follow the amounts, gapless numbers, an audit trail that replays every
-state, at most one open request per invoice and kind.
+(docs/rules.md §2.6): no negative balance, no line credited beyond its net or tax, no payment
+refunded beyond its amount, statuses that follow the amounts, gapless numbers, an audit trail
+that replays every state, at most one open request per invoice and kind.
 
 Each example runs in a savepoint rolled back at its end, so examples never see each other.
 On PostgreSQL (CI) it runs 200 examples; on SQLite a short run keeps `make test` quick."""

@@ -272,8 +272,8 @@ def test_mixed_payments_credits_and_refunds_on_two_invoices_never_deadlock(
 
 def test_work_on_one_invoice_does_not_wait_for_another_invoice_of_the_same_clinic(
         make_invoice, pay, clerk, cash, reason):
-    """docs/rules.md §3: caps are checked under a row lock on *the invoice*. Two invoices of one clinic
-    must not queue behind each other (only credit notes share the clinic's number series)."""
+    """docs/rules.md §3.8: caps are checked under a row lock on *the invoice*. Two invoices of one
+    clinic must not queue behind each other (only credit notes share the clinic's number series)."""
     # given two issued invoices of one clinic
     busy, other = make_invoice(), make_invoice()
     line = other.lines.get(position=2)
