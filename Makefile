@@ -34,6 +34,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
@@ -44,7 +45,7 @@ migrations-check: install
 # them reports every package "could not be audited" and exits 0, which proves nothing.
 AUDIT_PROBE := django==3.2.0
 audit: install
-	$(BIN)/bandit -q -r api approvals audit billing config refunds --severity-level medium
+	$(BIN)/bandit -q -r api approvals audit billing config desk refunds --severity-level medium
 	@probe=$$(mktemp); echo "$(AUDIT_PROBE)" > $$probe; \
 	if $(BIN)/pip-audit --no-deps --disable-pip -r $$probe -f json 2>/dev/null \
 	   | $(BIN)/python -c 'import json,sys; d=json.load(sys.stdin)["dependencies"]; sys.exit(0 if any(x.get("vulns") for x in d) else 1)'; \
