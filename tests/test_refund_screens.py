@@ -7,6 +7,7 @@ from django.urls import reverse
 from approvals.services import refund_request_create, request_approve
 from billing.breakdown import CreditLineInput
 from billing.models import Invoice, InvoiceStatus, Policy
+from billing.rules import NOTHING_PAID
 from refunds.models import CreditNote, RefundStatus
 from refunds.services import credit_note_create, invoice_cancel
 
@@ -88,6 +89,29 @@ def test_a_refund_shows_the_breakdown_first_and_writes_nothing(
     assert "Refund now" in html and "5.250 OMR" in html and "you pay it back by hand" in html
     assert preview.context["breakdown"].post_payment == D("5.250")
     assert ledger_state() == before
+
+
+def test_the_refund_page_is_the_full_refund_and_says_so_when_nothing_was_paid(
+    client, clerk, make_invoice, reason
+):
+    # the form posts back to its own address: ?full=1 is kept, as a browser keeps it
+    invoice = make_invoice()
+    lines = list(invoice.lines.order_by("position"))
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+    before = ledger_state()
+
+    response = client.post(url + "?full=1", form_data(
+        invoice, reason, [(line, str(line.net)) for line in lines], action="preview"))
+
+    # the same refusal as the API's invoiceRefund (billing.rules.refund_refusal)
+    assert response.context["form"].non_field_errors() == [
+        NOTHING_PAID.format(invoice=invoice)]
+    assert ledger_state() == before
+    # crediting the same lines is allowed: that is what "Credit lines" is for
+    response = client.post(url, form_data(
+        invoice, reason, [(line, str(line.net)) for line in lines], action="preview"))
+    assert response.context["breakdown"].pre_payment == invoice.total
 
 
 def test_refund_now_issues_the_credit_note_and_says_what_to_pay_back(
