@@ -163,6 +163,12 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` first: with `-n auto` one worker starts each at once while the
+    others share the rest, instead of one starting late and finishing alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # -- Financial Approval (docs/rules.md §5) ---------------------------------------------------------
 
 

@@ -923,6 +923,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         f"{credit_note} credits more than {request} approved")
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_ledger_stays_whole_whatever_anyone_does(
         clinic, account, other_clinic, clerk, clerk2, approver, outsider, other_approver):

@@ -316,6 +316,19 @@ def refund_in(make_invoice, pay, online_card, reason, clerk, django_capture_on_c
     return build
 
 
+def check_refund_rule(rule, label, service, *, refund, user, message, refused):
+    """The rule answers `message` (None: allowed), the invoice page offers `label` exactly when
+    it allows, and the service refuses with the same message, changing nothing."""
+    message = message and message.format(status=refund.get_status_display().lower(),
+                                         action="refund invoices")
+    assert rule(refund, user) == message
+    labels = [action.label for action in refund_actions(refund=refund, user=user)]
+    assert (label in labels) == (message is None)
+    if message:
+        with refused(message):
+            service(refund=refund, actor=user)
+
+
 @pytest.mark.parametrize(("status", "who", "message"), [
     ("awaiting_payout", "clerk", refund_rules.RETRY_NOT_FAILED),
     ("succeeded", "clerk", refund_rules.RETRY_NOT_FAILED),
@@ -323,17 +336,9 @@ def refund_in(make_invoice, pay, online_card, reason, clerk, django_capture_on_c
     ("failed", "clerk", None),
 ])
 def test_retry_refusal(status, who, message, refund_in, clerk, approver, refused):
-    refund = refund_in(status)
-    user = clerk if who == "clerk" else approver
-    message = message and message.format(status=refund.get_status_display().lower(),
-                                         action="refund invoices")
-
-    assert refund_rules.retry_refusal(refund, user) == message
-    labels = [action.label for action in refund_actions(refund=refund, user=user)]
-    assert ("Retry refund" in labels) == (message is None)
-    if message:
-        with refused(message):
-            refund_retry(refund=refund, actor=user)
+    check_refund_rule(refund_rules.retry_refusal, "Retry refund", refund_retry,
+                      refund=refund_in(status), user=clerk if who == "clerk" else approver,
+                      message=message, refused=refused)
 
 
 @pytest.mark.parametrize(("status", "who", "message"), [
@@ -343,14 +348,6 @@ def test_retry_refusal(status, who, message, refund_in, clerk, approver, refused
     ("awaiting_payout", "clerk", None),
 ])
 def test_payout_refusal(status, who, message, refund_in, clerk, approver, refused):
-    refund = refund_in(status)
-    user = clerk if who == "clerk" else approver
-    message = message and message.format(status=refund.get_status_display().lower(),
-                                         action="refund invoices")
-
-    assert refund_rules.payout_refusal(refund, user) == message
-    labels = [action.label for action in refund_actions(refund=refund, user=user)]
-    assert ("Mark paid out" in labels) == (message is None)
-    if message:
-        with refused(message):
-            refund_mark_paid_out(refund=refund, actor=user)
+    check_refund_rule(refund_rules.payout_refusal, "Mark paid out", refund_mark_paid_out,
+                      refund=refund_in(status), user=clerk if who == "clerk" else approver,
+                      message=message, refused=refused)
