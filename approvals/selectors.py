@@ -117,11 +117,11 @@ def my_decided_requests(*, user, limit: int = 10) -> list[FinancialRequest]:
 def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
     """{line id: amount without tax} of the invoice's approved refund request, if it proposed
     lines: the refund form starts from exactly what was approved."""
-    request = FinancialRequest.objects.filter(
+    approved = FinancialRequest.objects.filter(
         invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
-    if request is None:
+    if approved is None:
         return {}
-    return {line.invoice_line_id: line.amount for line in request.lines.all()}
+    return {line.invoice_line_id: line.amount for line in approved.lines.all()}
 
 
 def open_requests_for_invoice(*, invoice: Invoice):

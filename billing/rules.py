@@ -39,7 +39,7 @@ def payment_refusal(invoice) -> str | None:
         return PAYMENT_ON_CANCELLED.format(invoice=invoice)
     if invoice.balance_due <= 0:
         return NOTHING_TO_PAY.format(invoice=invoice)
-    if invoice.status not in OPEN_FOR_PAYMENT:
+    if invoice.status not in OPEN_FOR_PAYMENT:  # a balance due outside these: a damaged row
         return PAYMENT_NOT_ALLOWED.format(invoice=invoice,
                                           status=invoice.get_status_display().lower())
     return None

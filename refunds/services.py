@@ -71,14 +71,14 @@ def _check_reason(reason: DisputeReason | None) -> DisputeReason:
     return reason
 
 
-def _plan(invoice: Invoice, payments: list[Payment], lines: Sequence[CreditLineInput], payment,
-          *, full: bool = False) -> Breakdown:
-    """The breakdown of `lines`; for the full refund, of everything still creditable (or of
-    the lines given), once `refund_refusal(full=True)` allows it."""
+def _plan(invoice: Invoice, payments: list[Payment],
+          lines: Sequence[CreditLineInput] | None, payment, *, full: bool = False) -> Breakdown:
+    """The breakdown of `lines`. The full refund is refused unless `refund_refusal(full=True)`
+    allows it; without `lines` (None) it takes everything still creditable."""
     if full:
         if refusal := refund_refusal(invoice, full=True):
             raise BusinessRuleError(refusal)
-        if not lines:
+        if lines is None:
             lines = [CreditLineInput(line) for line in invoice.lines.all()
                      if line.creditable_net > 0]
     return breakdown_compute(
@@ -103,7 +103,7 @@ def _ensure_may_execute(*, actor, breakdown: Breakdown) -> None:
 def credit_note_preview(
     *,
     invoice: Invoice,
-    lines: Sequence[CreditLineInput] = (),
+    lines: Sequence[CreditLineInput] | None = None,
     actor,
     payment: Payment | None = None,
     full: bool = False,
@@ -120,7 +120,7 @@ def credit_note_preview(
 def credit_note_create(
     *,
     invoice: Invoice,
-    lines: Sequence[CreditLineInput] = (),
+    lines: Sequence[CreditLineInput] | None = None,
     dispute_reason: DisputeReason | None,
     actor,
     payment: Payment | None = None,
@@ -130,8 +130,9 @@ def credit_note_create(
 ) -> CreditNote:
     """Credit the chosen lines (amount without tax, None = all that remains). The part beyond
     the balance due is refunded: to `payment` first, then to the latest payments. `full`: the
-    full refund, everything still creditable on an invoice with money paid (or the lines
-    given). Where the clinic needs approval, the invoice's approved refund request authorises
+    full refund, refused unless money paid is left to refund; without `lines` it credits
+    everything still creditable (the web's Refund page names the lines it ticked). Where the
+    clinic needs approval, the invoice's approved refund request authorises
     it and is completed with it."""
     _check_reason(dispute_reason)
     with transaction.atomic():

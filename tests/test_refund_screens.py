@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.urls import reverse
 
 from approvals.services import refund_request_create, request_approve
-from billing.breakdown import CreditLineInput
+from billing.breakdown import NO_LINES, CreditLineInput
 from billing.models import Invoice, InvoiceStatus, Policy
 from billing.rules import NOTHING_PAID
 from refunds.models import CreditNote, RefundStatus
@@ -112,6 +112,22 @@ def test_the_refund_page_is_the_full_refund_and_says_so_when_nothing_was_paid(
     response = client.post(url, form_data(
         invoice, reason, [(line, str(line.net)) for line in lines], action="preview"))
     assert response.context["breakdown"].pre_payment == invoice.total
+
+
+def test_the_refund_page_with_every_line_unticked_refunds_nothing(
+    client, clerk, make_invoice, pay, reason
+):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    client.force_login(clerk)
+    before = ledger_state()
+
+    response = client.post(
+        reverse("refunds:credit_note_create", args=[invoice.pk]) + "?full=1",
+        form_data(invoice, reason, [], action="confirm"))
+
+    assert response.context["form"].non_field_errors() == [NO_LINES]
+    assert ledger_state() == before
 
 
 def test_refund_now_issues_the_credit_note_and_says_what_to_pay_back(
