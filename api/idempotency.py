@@ -3,12 +3,15 @@ nothing; the same key with another body is refused (422). Concurrent retries wai
 to finish, then get its response. Only outcomes are kept: a request that met a fault on our side
 (HTTP 5xx) keeps nothing, so its retry runs afresh."""
 
+import datetime
 import hashlib
 import json
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 
 from billing.faults import TEMPORARY_PROBLEM, UNEXPECTED_PROBLEM
 
@@ -67,3 +70,10 @@ def idempotent(*, request: HttpRequest, key: str, client: str,
         record.response_body = response.content.decode()
         record.save(update_fields=["status_code", "response_body"])
         return response
+
+
+def idempotency_keys_purge() -> int:
+    """Forget the keys older than IDEMPOTENCY_KEY_TTL_HOURS; the number forgotten."""
+    cutoff = timezone.now() - datetime.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

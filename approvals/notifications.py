@@ -1,18 +1,22 @@
 """Emails about requests: to the clinic's approvers when one is submitted, to the requester when
-it is decided. Called after commit, so a rolled-back request sends nothing."""
+it is decided. Queued after commit (the notification_send task), so a rolled-back request sends
+nothing and a slow mail server never holds a web request."""
 
 import contextvars
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Q
 
 from billing.money import format_money
 
+from . import tasks
 from .models import FinancialRequest
 
 logger = logging.getLogger(__name__)
@@ -41,13 +45,18 @@ def approvers_of(clinic, *, exclude=None):
     return users
 
 
-def _send(subject: str, body: str, recipients: list[str]) -> None:
-    if not recipients or _muted.get():
+def notify_later(notice: str, *, request_id: int) -> None:
+    """Queue the email `notice` (a key of NOTICES) about a request once the transaction
+    commits; nothing inside notifications_muted()."""
+    if _muted.get():
         return
-    try:
+    transaction.on_commit(partial(tasks.notification_send.delay, notice, request_id))
+
+
+def _send(subject: str, body: str, recipients: list[str]) -> None:
+    """Raises OSError when the mail server cannot be reached (the task tries again later)."""
+    if recipients:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
-    except OSError:  # the mail server is down: the request itself stands, log and move on
-        logger.exception("Could not send “%s” to %s", subject, recipients)
 
 
 def notify_request_submitted(*, request_id: int) -> None:
@@ -93,3 +102,9 @@ def notify_request_decided(*, request_id: int) -> None:
         + f"\n{next_step}",
         [request.requested_by.email],
     )
+
+
+NOTICES = {
+    "request_submitted": notify_request_submitted,
+    "request_decided": notify_request_decided,
+}

@@ -3,7 +3,6 @@ approver who is not the requester. Each step locks the request, checks its rules
 state machine and writes its audit event in one transaction; emails go out after commit."""
 
 from collections.abc import Sequence
-from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,7 +22,7 @@ from .models import (
     FinancialRequestLine,
     RequestKind,
 )
-from .notifications import notify_request_decided, notify_request_submitted
+from .notifications import notify_later
 from .rules import decision_refusal, request_refusal, withdraw_refusal
 
 REMARKS_REQUIRED = "Add remarks that explain the request."
@@ -66,7 +65,7 @@ def _create(*, invoice: Invoice, kind: str, remarks: str, actor,
         data={"kind": kind, "lines": [{"line": part.invoice_line.pk, "net": str(part.net)}
                                       for part in lines]},
     )
-    transaction.on_commit(partial(notify_request_submitted, request_id=financial_request.pk))
+    notify_later("request_submitted", request_id=financial_request.pk)
     return financial_request
 
 
@@ -136,7 +135,7 @@ def _decide(*, financial_request: FinancialRequest, actor, remarks: str,
             action=Action.REQUEST_APPROVED if approve else Action.REQUEST_REJECTED,
             from_state=from_state, to_state=financial_request.status, remarks=remarks,
         )
-        transaction.on_commit(partial(notify_request_decided, request_id=financial_request.pk))
+        notify_later("request_decided", request_id=financial_request.pk)
     return financial_request
 
 

@@ -8,6 +8,8 @@ from api.token import TokenView
 from api.views import ApiView
 from desk import views as desk_views
 
+from .health import healthz
+
 admin.site.site_header = "Clinic billing administration"
 admin.site.site_title = "Clinic billing"
 
@@ -28,4 +30,5 @@ urlpatterns = [
         path("revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
     ], "oauth2_provider"))),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
 ]

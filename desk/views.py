@@ -25,6 +25,7 @@ from refunds.selectors import (
     line_credit_summary,
     refunds_for_invoice,
     refunds_needing_attention,
+    refunds_sending,
 )
 
 from .actions import invoice_actions, refund_actions
@@ -47,6 +48,7 @@ def home(request):
         "my_decided": my_decided_requests(user=request.user),
         "refunds_attention": attention[:10],
         "refunds_attention_count": count_capped(attention),
+        "refunds_sending": refunds_sending(user=request.user)[:10],
         "clinics": clinics_for_user(user=request.user),
         "open_invoices": open_invoices[:10],
         "open_count": count_capped(open_invoices),

@@ -3,7 +3,23 @@ from django.contrib import admin
 from billing.admin_transitions import ServiceTransitionAdminMixin
 
 from .models import CreditNote, CreditNoteLine, Refund
-from .services import refund_mark_paid_out, refund_retry
+from .services import refund_mark_paid_out, refund_retry, refunds_pending_beyond_grace
+
+
+class PendingBeyondGraceFilter(admin.SimpleListFilter):
+    """Gateway refunds still pending after REFUND_PENDING_GRACE_SECONDS: a lost task, or a
+    gateway that has not answered (refunds_reconcile sends them again every minute)."""
+
+    title = "sending"
+    parameter_name = "sending"
+
+    def lookups(self, request, model_admin):
+        return [("stuck", "Pending beyond the grace period")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "stuck":
+            return queryset.filter(pk__in=refunds_pending_beyond_grace().values("pk"))
+        return queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -62,7 +78,7 @@ class RefundAdmin(ServiceTransitionAdminMixin, ReadOnlyAdmin):
     }
     list_display = ["pk", "invoice", "credit_note", "method_name", "amount", "currency", "status",
                     "gateway_reference", "created_at"]
-    list_filter = ["status", "gateway", "invoice__clinic"]
+    list_filter = [PendingBeyondGraceFilter, "status", "gateway", "invoice__clinic"]
     search_fields = ["invoice__number", "credit_note__number", "gateway_reference",
                      "idempotency_key"]
     list_select_related = ["invoice", "credit_note"]

@@ -200,6 +200,14 @@ class Refund(FSMModelMixin, models.Model):
         return bool(self.gateway)
 
     @property
+    def status_label(self) -> str:
+        """The status as the billing office reads it: a gateway refund queued or in flight is
+        "Sending…" until the gateway's answer lands."""
+        if self.status == RefundStatus.PENDING and self.is_gateway:
+            return "Sending…"
+        return self.get_status_display()
+
+    @property
     def needs_attention(self) -> bool:
         return self.status in NEEDS_ATTENTION
 

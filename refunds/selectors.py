@@ -77,6 +77,14 @@ def credit_notes_search(*, user, search: str = "", kind: str = "") -> QuerySet[C
     return notes.order_by("-issued_at", "-pk")
 
 
+def refunds_sending(*, user) -> QuerySet[Refund]:
+    """Gateway refunds queued or in flight, newest first."""
+    return visible_to(Refund.objects.all(), user=user, clinic_path="invoice__clinic").filter(
+        status=Refund.Status.PENDING,
+    ).exclude(gateway="").select_related("invoice", "invoice__account").order_by(
+        "-created_at", "-pk")
+
+
 def refunds_needing_attention(*, user) -> QuerySet[Refund]:
     """Refunds staff must act on: declined by the gateway, or waiting to be paid out by hand."""
     return visible_to(Refund.objects.all(), user=user, clinic_path="invoice__clinic").filter(

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
@@ -39,6 +40,7 @@ from billing.rules import cancellation_refusal, refund_refusal
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
 
+from . import tasks
 from .gateways import GatewayUnavailable, UnknownGateway, gateway_for
 from .models import CreditNote, CreditNoteKind, CreditNoteLine, Refund, RefundStatus
 from .rules import payout_refusal, retry_refusal
@@ -249,26 +251,27 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
                   "credit_note": note.number},
         )
         if refund.is_gateway:
-            transaction.on_commit(partial(refund_send, refund_id=refund.pk))
+            transaction.on_commit(partial(tasks.refund_send.delay, refund.pk))
     return note
 
 
 def refund_send(*, refund_id: int) -> Refund:
-    """Send a pending gateway refund and record the answer. Called after commit (and by
-    reconcile_refunds): no lock is held during the call, and the refund's idempotency key
-    makes a repeated call harmless."""
+    """Send a pending gateway refund and record the answer (the refund_send task, after
+    commit; refunds_reconcile). No lock is held during the call, and the refund's idempotency
+    key makes a repeated call harmless. A refund no longer pending is left as it is. Raises
+    GatewayUnavailable when the gateway gave no answer (a timeout, a 5xx): the refund stays
+    pending, for the caller to send again later."""
     refund = Refund.objects.select_related("payment__method").get(pk=refund_id)
     if refund.status != RefundStatus.PENDING:
         return refund
     try:
         adapter = gateway_for(refund.gateway)
-        result = adapter.refund(payment=refund.payment, amount=refund.amount,
-                                currency=refund.currency,
-                                idempotency_key=str(refund.idempotency_key),
-                                retry=refund.retries)
-    except (GatewayUnavailable, UnknownGateway) as error:
+    except UnknownGateway as error:
         logger.warning("Refund %s stays pending: %s", refund.pk, error)
         return refund
+    result = adapter.refund(payment=refund.payment, amount=refund.amount,
+                            currency=refund.currency, idempotency_key=str(refund.idempotency_key),
+                            retry=refund.retries)
     with audit_context(client=f"gateway:{refund.gateway}"):
         return _record_gateway_result(refund_id=refund.pk, result=result)
 
@@ -329,7 +332,7 @@ def refund_retry(*, refund: Refund, actor) -> Refund:
             action=Action.REFUND_RETRIED, from_state=from_state, to_state=refund.status,
             amount=refund.amount,
         )
-        transaction.on_commit(partial(refund_send, refund_id=refund.pk))
+        transaction.on_commit(partial(tasks.refund_send.delay, refund.pk))
     return refund
 
 
@@ -351,13 +354,26 @@ def refund_mark_paid_out(*, refund: Refund, actor, remarks: str = "") -> Refund:
     return refund
 
 
-def refunds_reconcile(*, older_than_seconds: int = 60) -> dict[str, int]:
-    """Send again every gateway refund left pending (e.g. by a crash between commit and call)."""
+def refunds_pending_beyond_grace(*, older_than_seconds: int | None = None):
+    """Gateway refunds still pending after the grace period (REFUND_PENDING_GRACE_SECONDS):
+    their task was lost, or the gateway has not answered yet."""
+    if older_than_seconds is None:
+        older_than_seconds = settings.REFUND_PENDING_GRACE_SECONDS
     cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
+    return Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lte=cutoff)
+
+
+def refunds_reconcile(*, older_than_seconds: int | None = None) -> dict[str, int]:
+    """Send again every gateway refund left pending beyond the grace period (a worker killed
+    mid-call, a crash between commit and queue). One answered or not, the next is sent."""
     counts: dict[str, int] = {}
-    pending = Refund.objects.filter(status=RefundStatus.PENDING, created_at__lte=cutoff)
+    pending = refunds_pending_beyond_grace(older_than_seconds=older_than_seconds)
     for refund_id in pending.order_by("pk").values_list("pk", flat=True):
-        status = refund_send(refund_id=refund_id).status
+        try:
+            status = refund_send(refund_id=refund_id).status
+        except GatewayUnavailable as error:
+            logger.warning("Refund %s stays pending: %s", refund_id, error)
+            status = RefundStatus.PENDING
         counts[status] = counts.get(status, 0) + 1
     return counts
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -188,6 +189,34 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "INFO")},
+}
+
+# Celery: gateway refunds, notification emails and the periodic jobs. With no broker (the
+# embedded default that `make run` and the tests use) each task runs in the process that queues
+# it, right after the commit, and the beat jobs are left to the management commands.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged once it has run, so a worker killed mid-call leaves it to be delivered
+# again (the refund's idempotency key makes a second call harmless); one message at a time per
+# worker process, so a slow gateway holds back only its own refund.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged message to another worker after this long: longer than any task
+# may run (a gateway call times out after STRIPE_TIMEOUT_SECONDS, retries included).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 300),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+# A gateway refund still pending after this long is sent again by refunds_reconcile.
+REFUND_PENDING_GRACE_SECONDS = env_int("REFUND_PENDING_GRACE_SECONDS", 120)
+CELERY_BEAT_SCHEDULE = {
+    "refunds_reconcile": {"task": "refunds.reconcile", "schedule": 60.0},
+    "idempotency_keys_purge": {"task": "api.idempotency_keys_purge",
+                               "schedule": crontab(hour=3, minute=17)},
 }
 
 # Refund gateways: code (PaymentMethod.gateway) -> adapter class.

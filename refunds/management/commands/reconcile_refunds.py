@@ -6,16 +6,17 @@ from refunds.services import refunds_reconcile
 
 class Command(BaseCommand):
     help = (
-        "Send again every gateway refund left pending (for example after a crash between saving "
-        "the refund and calling the gateway). Safe to run at any time, e.g. from cron: each "
-        "refund keeps its idempotency key, so the gateway never refunds twice."
+        "Send again every gateway refund left pending beyond the grace period (for example "
+        "after a worker was killed mid-call). Celery beat runs the same every minute; safe to "
+        "run at any time: each refund keeps its idempotency key, so the gateway never refunds "
+        "twice."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--older-than", type=int, default=60, metavar="SECONDS",
-            help="Only refunds pending for at least this long (default 60, leaving fresh ones "
-                 "to the request that made them).",
+            "--older-than", type=int, default=None, metavar="SECONDS",
+            help="Only refunds pending for at least this long (default: the grace period, "
+                 "REFUND_PENDING_GRACE_SECONDS, leaving fresh ones to their task).",
         )
 
     def handle(self, *args, older_than, **options):
