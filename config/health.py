@@ -31,7 +31,7 @@ def _broker() -> str:
     if not settings.CELERY_BROKER_URL:
         return "not configured (tasks run in the web process)"
     try:
-        with celery_app.connection_for_write() as broker:
+        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as broker:
             broker.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
     except Exception:
         logger.exception("Health check: the task broker cannot be reached")

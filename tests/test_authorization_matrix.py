@@ -356,6 +356,8 @@ WEB: dict[str, Page] = {
     # -- OAuth2 for integrations: the token endpoint and revocation only
     "oauth2_provider:token": Page(GET=everyone(METHOD)),
     "oauth2_provider:revoke-token": Page(GET=everyone(METHOD)),
+    # -- the health check load balancers call: no login, no data, GET only
+    "healthz": Page(GET=everyone(OK), POST=everyone(METHOD)),
 }
 
 

@@ -1,0 +1,61 @@
+"""/healthz: what a load balancer and a monitor ask every few seconds."""
+
+import socket
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import override_settings
+
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+def redis_is_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_with_no_broker_the_database_alone_decides(client, db):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok",
+                               "broker": "not configured (tasks run in the web process)"}
+    assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
+
+
+def test_a_database_that_cannot_be_reached_answers_503(client, db, monkeypatch):
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "cursor", down)
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable"
+    assert "connection refused" not in response.content.decode()
+
+
+@override_settings(CELERY_BROKER_URL="redis://127.0.0.1:9/0")  # nothing listens on port 9
+def test_a_broker_that_cannot_be_reached_answers_503(client, db):
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok",
+                               "broker": "unreachable"}
+
+
+@pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379 (.ci/run starts it)")
+@override_settings(CELERY_BROKER_URL=REDIS)
+def test_a_reachable_broker_answers_200(client, db):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["broker"] == "ok"
+
+
+def test_it_answers_get_only(client, db):
+    assert client.post("/healthz").status_code == 405
