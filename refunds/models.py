@@ -232,3 +232,24 @@ class Refund(FSMModelMixin, models.Model):
                 custom={"label": "Mark paid out"})
     def mark_paid_out(self):
         pass
+
+
+class SandboxGatewayRefund(models.Model):
+    """The sandbox gateway's own books (demo and tests): every call it received per idempotency
+    key, and at most one refund per key however often it is called, as a real gateway keeps its
+    idempotency keys."""
+
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    calls = models.PositiveIntegerField(default=0)
+    refunds = models.PositiveSmallIntegerField(
+        default=0, help_text="Refunds made for the key: never more than one.")
+    amount = MoneyField()
+    reference = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(refunds__lte=1),
+                                              name="sandbox_one_refund_per_key")]
+
+    def __str__(self):
+        return f"Sandbox refund {self.idempotency_key} ({self.calls} calls)"

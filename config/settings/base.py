@@ -224,6 +224,8 @@ REFUND_GATEWAYS = {
     "sandbox": "refunds.gateways.sandbox.SandboxGateway",
     "stripe": "refunds.gateways.stripe.StripeGateway",
 }
+# The sandbox gateway's `slow…` payments take this long to answer (README: sandbox references).
+SANDBOX_SLOW_SECONDS = env_int("SANDBOX_SLOW_SECONDS", 3)
 # The Stripe adapter (refunds through Stripe's official SDK).
 STRIPE_API_KEY = env("STRIPE_API_KEY", "")
 STRIPE_API_BASE = env("STRIPE_API_BASE", "")  # only to point at a stand-in in tests
