@@ -203,12 +203,17 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Redis hands an unacknowledged message to another worker after this long: longer than any task
-# may run (a gateway call times out after STRIPE_TIMEOUT_SECONDS, retries included).
+# Redis hands a message no worker acknowledged (its worker was killed) to another after this
+# long: longer than any task may run (a gateway call times out after STRIPE_TIMEOUT_SECONDS,
+# retries included). Each worker looks for such messages every CELERY_RESTORE_INTERVAL_SECONDS.
+# (RabbitMQ gives them back as soon as the killed worker's connection closes.)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 300),
+    "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL_SECONDS", 30),
+    "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 # A gateway refund still pending after this long is sent again by refunds_reconcile.
