@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint migrations-check audit clean
+.PHONY: install run serve test lint migrations-check audit clean
 
 install: $(STAMP)
 
@@ -27,6 +27,23 @@ run: install
 	@echo "Demo logins are listed above (clerk, clerk2, approver, austin_clerk, admin)."
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The production-shaped stack on this machine (Procfile, run by honcho): gunicorn, a Celery
+# worker and Celery beat, with production settings, against DATABASE_URL (PostgreSQL) and
+# CELERY_BROKER_URL (Redis or RabbitMQ). Plain HTTP on 127.0.0.1, so no redirect to HTTPS.
+serve: install
+	@test -n "$$DATABASE_URL" || { echo "make serve needs DATABASE_URL, e.g." \
+	  "postgres://postgres@127.0.0.1:5432/clinic_billing" >&2; exit 2; }
+	@test -n "$$CELERY_BROKER_URL" || { echo "make serve needs CELERY_BROKER_URL, e.g." \
+	  "redis://127.0.0.1:6379/0" >&2; exit 2; }
+	export DJANGO_SETTINGS_MODULE=config.settings.production \
+	  DJANGO_SECURE_SSL_REDIRECT=$${DJANGO_SECURE_SSL_REDIRECT:-false} \
+	  DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')} \
+	  HOST=$(HOST) PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" && \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py collectstatic --noinput -v0 && \
+	echo "Clinic billing (gunicorn + Celery worker + beat): http://$(HOST):$(PORT)/ — Ctrl+C stops all three." && \
+	$(BIN)/honcho start
 
 # In parallel, one worker per core (each with its own test database).
 test: install
