@@ -44,6 +44,13 @@ pytestmark = [
 ]
 
 
+def forget_connections():
+    """Connect afresh, and route by the settings just changed: the app caches its producer pool
+    and its queues (`amqp`) at first use, which other tests in this process may have made."""
+    celery_app._pool = None
+    celery_app.__dict__.pop("amqp", None)
+
+
 @pytest.fixture
 def queue():
     """A queue of this test's own on Redis, with the web side queueing to it (not eagerly)."""
@@ -51,10 +58,10 @@ def queue():
     saved = {key: celery_app.conf[key] for key in
              ("broker_url", "task_always_eager", "task_default_queue")}
     celery_app.conf.update(broker_url=BROKER, task_always_eager=False, task_default_queue=name)
-    celery_app._pool = None  # connect afresh, to this broker
+    forget_connections()
     yield name
     celery_app.conf.update(saved)
-    celery_app._pool = None
+    forget_connections()
 
 
 @pytest.fixture
