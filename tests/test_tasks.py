@@ -4,11 +4,14 @@ emails, and the periodic jobs. The same run with no broker (eager) behaves as be
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from celery.exceptions import Retry
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
+from honcho.environ import parse_procfile
 
 from api.models import IdempotencyKey
 from api.tasks import idempotency_keys_purge
@@ -21,7 +24,7 @@ from refunds.gateways import GatewayRefundResult, GatewayUnavailable
 from refunds.models import Refund, RefundStatus
 from refunds.services import credit_note_create
 
-from .factories import PaymentMethodFactory
+from .factories import PaymentMethodFactory, UserFactory
 
 D = Decimal
 CALLS: list[str] = []
@@ -227,3 +230,41 @@ def test_the_credit_lines_of_a_refund_are_sent_once_whatever_the_queue(
                                   dispute_reason=reason, actor=clerk)
     assert len(CALLS) == 1
     assert note.refunds.get().status == RefundStatus.SUCCEEDED
+
+
+# -- what staff see while a refund is on its way ---------------------------------------------------
+
+def test_a_queued_gateway_refund_shows_as_sending_until_its_answer_lands(
+        client, clerk, pending_refund, gateway):
+    client.force_login(clerk)
+    invoice_page = reverse("desk:invoice_detail", args=[pending_refund.invoice_id])
+
+    for page in (client.get(invoice_page), client.get(reverse("home"))):
+        assert "Sending…" in page.content.decode()
+
+    tasks.refund_send.delay(pending_refund.pk)
+
+    page = client.get(invoice_page).content.decode()
+    assert "Sending…" not in page and "Succeeded" in page
+    assert "Sending…" not in client.get(reverse("home")).content.decode()
+
+
+def test_the_admin_lists_refunds_pending_beyond_the_grace_period(
+        client, clinic, pending_refund, gateway):
+    admin = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    stuck = reverse("admin:refunds_refund_changelist") + "?sending=stuck"
+
+    with override_settings(REFUND_PENDING_GRACE_SECONDS=3600):
+        assert client.get(stuck).context["cl"].result_count == 0
+    with override_settings(REFUND_PENDING_GRACE_SECONDS=0):
+        assert list(client.get(stuck).context["cl"].result_list) == [pending_refund]
+
+
+def test_the_procfile_runs_the_web_a_worker_and_beat():
+    procfile = parse_procfile((Path(__file__).resolve().parent.parent / "Procfile").read_text())
+
+    assert set(procfile.processes) == {"web", "worker", "beat"}
+    assert procfile.processes["web"].startswith("gunicorn config.wsgi -c config/gunicorn.py")
+    assert procfile.processes["worker"].startswith("celery -A config worker")
+    assert procfile.processes["beat"].startswith("celery -A config beat")
