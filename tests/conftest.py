@@ -1,6 +1,7 @@
 """Personas used across the tests: `clerk` and `approver` belong to the clinic, `outsider`
 is billing staff of another clinic."""
 
+import socket
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -32,6 +33,18 @@ requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="needs PostgreSQL (row locks, triggers); CI runs it with DATABASE_URL set",
 )
+
+
+def _redis_is_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+requires_redis = pytest.mark.skipif(
+    not _redis_is_up(), reason="needs Redis on 127.0.0.1:6379 (.ci/run starts it)")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ worker killed with SIGKILL mid-call loses nothing and doubles nothing."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from config.celery import app as celery_app
 from refunds.models import Refund, RefundStatus, SandboxGatewayRefund
 
 from .api_helpers import gql
-from .conftest import requires_postgres
+from .conftest import requires_postgres, requires_redis
 from .factories import PaymentMethodFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,18 +27,9 @@ REFUND = """mutation($invoiceId: ID!, $reasonId: ID!) {
     creditNote { number } errors } }"""
 
 
-def redis_is_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 pytestmark = [
     requires_postgres,
-    pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379 (.ci/run starts "
-                                                 "it)"),
+    requires_redis,
     pytest.mark.django_db(transaction=True),  # the worker sees only what is committed
 ]
 

@@ -1,20 +1,11 @@
 """/healthz: what a load balancer and a monitor ask every few seconds."""
 
-import socket
-
-import pytest
 from django.db import OperationalError, connection
 from django.test import override_settings
 
+from .conftest import requires_redis
+
 REDIS = "redis://127.0.0.1:6379/15"
-
-
-def redis_is_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def test_with_no_broker_the_database_alone_decides(client, db):
@@ -48,7 +39,7 @@ def test_a_broker_that_cannot_be_reached_answers_503(client, db):
                                "broker": "unreachable"}
 
 
-@pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379 (.ci/run starts it)")
+@requires_redis
 @override_settings(CELERY_BROKER_URL=REDIS)
 def test_a_reachable_broker_answers_200(client, db):
     response = client.get("/healthz")
