@@ -3,23 +3,19 @@ it is decided. Queued after commit (the notification_send task), so a rolled-bac
 nothing and a slow mail server never holds a web request."""
 
 import contextvars
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import Q
 
 from billing.money import format_money
+from billing.queueing import queue_after_commit
 
 from . import tasks
 from .models import FinancialRequest
-
-logger = logging.getLogger(__name__)
 
 _muted: contextvars.ContextVar[bool] = contextvars.ContextVar("notifications_muted", default=False)
 
@@ -50,7 +46,7 @@ def notify_later(notice: str, *, request_id: int) -> None:
     commits; nothing inside notifications_muted()."""
     if _muted.get():
         return
-    transaction.on_commit(partial(tasks.notification_send.delay, notice, request_id))
+    queue_after_commit(tasks.notification_send, notice, request_id)
 
 
 def _send(subject: str, body: str, recipients: list[str]) -> None:

@@ -8,7 +8,6 @@ never while a lock is held."""
 import datetime
 import logging
 from collections.abc import Sequence
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -36,6 +35,7 @@ from billing.models import (
     Payment,
 )
 from billing.numbering import number_take
+from billing.queueing import queue_after_commit
 from billing.rules import cancellation_refusal, refund_refusal
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
@@ -251,7 +251,7 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
                   "credit_note": note.number},
         )
         if refund.is_gateway:
-            transaction.on_commit(partial(tasks.refund_send.delay, refund.pk))
+            queue_after_commit(tasks.refund_send, refund.pk)
     return note
 
 
@@ -332,7 +332,7 @@ def refund_retry(*, refund: Refund, actor) -> Refund:
             action=Action.REFUND_RETRIED, from_state=from_state, to_state=refund.status,
             amount=refund.amount,
         )
-        transaction.on_commit(partial(tasks.refund_send.delay, refund.pk))
+        queue_after_commit(tasks.refund_send, refund.pk)
     return refund
 
 

@@ -51,6 +51,7 @@ from approvals.services import (
     request_withdraw,
 )
 from audit.models import Action, AuditEvent
+from billing import queueing
 from billing.breakdown import CreditLineInput
 from billing.exceptions import BusinessRuleError
 from billing.models import (
@@ -406,8 +407,9 @@ class LedgerMachine(RuleBasedStateMachine):
             assert money_moves(after) == money_moves(before), f"{label} moved money"
         # then the commit: emails go out, gateway refunds are sent
         watched = self.gateway_watch([
-            callback.args[0] for callback in callbacks
-            if isinstance(callback, partial) and callback.func == refund_tasks.refund_send.delay])
+            callback.args[1][0] for callback in callbacks
+            if isinstance(callback, partial) and callback.func is queueing._queue
+            and callback.args[0] is refund_tasks.refund_send])
         for callback in callbacks:
             callback()
         self.gateway_check(watched)

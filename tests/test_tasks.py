@@ -12,6 +12,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 from honcho.environ import parse_procfile
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from api.models import IdempotencyKey
 from api.tasks import idempotency_keys_purge
@@ -268,3 +269,26 @@ def test_the_procfile_runs_the_web_a_worker_and_beat():
     assert procfile.processes["web"].startswith("gunicorn config.wsgi -c config/gunicorn.py")
     assert procfile.processes["worker"].startswith("celery -A config worker")
     assert procfile.processes["beat"].startswith("celery -A config beat")
+
+
+def test_a_broker_that_cannot_be_reached_leaves_the_refund_pending_for_reconcile(
+        make_invoice, pay, clinic, clerk, reason, gateway, monkeypatch,
+        django_capture_on_commit_callbacks, caplog):
+    def broker_down(*args):
+        raise KombuOperationalError("Error 111 connecting to 127.0.0.1:6379")
+
+    monkeypatch.setattr(tasks.refund_send, "delay", broker_down)
+    card = PaymentMethodFactory(clinic=clinic, name="Card", kind="gateway", gateway="test")
+    invoice = make_invoice()
+    pay(invoice, "28.700", method=card, reference="ch_4")
+
+    # the refund is made and the call returns; only the queueing failed, and says so
+    with django_capture_on_commit_callbacks(execute=True):
+        note = credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=clerk)
+
+    refund = note.refunds.get()
+    assert refund.status == RefundStatus.PENDING
+    assert "the task broker cannot be reached" in caplog.text
+    # and the periodic job sends it once the grace period has passed
+    with override_settings(REFUND_PENDING_GRACE_SECONDS=0):
+        assert tasks.refunds_reconcile.delay().get() == {RefundStatus.SUCCEEDED: 1}
