@@ -138,6 +138,27 @@ def assert_logged_in_full(fault_log, response, error: BaseException, text: str):
     assert type(error).__name__ in record.getMessage()
 
 
+def assert_keyed_call_kept_nothing(fault_log, response, *, status: int, message: str,
+                                   before: dict, error: BaseException, text: str):
+    """A call with an Idempotency-Key that met a fault on our side: the plain sentence and no
+    internals, nothing kept (its key neither), and the fault logged in full."""
+    assert response.status_code == status
+    assert messages(response) == [message]
+    assert_no_internals(response)
+    assert not IdempotencyKey.objects.exists()
+    assert api_state() == before
+    assert_logged_in_full(fault_log, response, error, text)
+
+
+def retry_refunds_once(client, token, invoice, reason):
+    """The retry with the same key and body runs afresh and refunds the invoice, once."""
+    response = refund(client, token, invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
+    assert response.status_code == 200
+    assert response.json()["data"]["invoiceRefund"]["errors"] == []
+    assert CreditNote.objects.count() == 1
+    return response
+
+
 # -- a mutation meets a fault ----------------------------------------------------------------------
 
 def test_a_lost_connection_in_a_mutation_answers_503_with_the_plain_sentence(
@@ -238,21 +259,15 @@ def test_a_keyed_refund_that_met_a_fault_is_carried_out_once_by_its_retry(
 
     # the first call meets a lost connection midway: nothing is kept, its key neither
     first = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert first.status_code == 503
+    assert_keyed_call_kept_nothing(fault_log, first, status=503, message=TEMPORARY_PROBLEM,
+                                   before=before, error=error, text=DRIVER_TEXT)
     assert first["Retry-After"]
-    assert messages(first) == [TEMPORARY_PROBLEM]
     assert "Idempotent-Replayed" not in first
-    assert_no_internals(first)
-    assert not IdempotencyKey.objects.exists()
-    assert api_state() == before
-    assert_logged_in_full(fault_log, first, error, DRIVER_TEXT)
 
     # the retry with the same key and body runs afresh and refunds the invoice
-    second = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert second.status_code == 200
+    second = retry_refunds_once(client, token, paid_invoice, reason)
     assert "Idempotent-Replayed" not in second
     payload = second.json()["data"]["invoiceRefund"]
-    assert payload["errors"] == []
     assert payload["creditNote"]["amount"] == "28.700"
     note = CreditNote.objects.get()
     assert payload["creditNote"]["id"] == str(note.pk)
@@ -280,17 +295,10 @@ def test_a_keyed_request_that_met_a_bug_keeps_nothing_either(client, token, paid
     before = api_state()
 
     first = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert first.status_code == 500
-    assert messages(first) == [UNEXPECTED_PROBLEM]
-    assert_no_internals(first)
-    assert not IdempotencyKey.objects.exists()
-    assert api_state() == before
-    assert_logged_in_full(fault_log, first, error, SECRET)
+    assert_keyed_call_kept_nothing(fault_log, first, status=500, message=UNEXPECTED_PROBLEM,
+                                   before=before, error=error, text=SECRET)
 
-    second = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert second.status_code == 200
-    assert second.json()["data"]["invoiceRefund"]["errors"] == []
-    assert CreditNote.objects.count() == 1
+    retry_refunds_once(client, token, paid_invoice, reason)
 
 
 def test_a_keyed_request_that_met_a_bug_has_no_retry_after_either(client, token, paid_invoice,
@@ -389,18 +397,12 @@ def test_a_lost_connection_while_claiming_the_idempotency_key_answers_503(
     before = api_state()
 
     first = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert first.status_code == 503
+    assert_keyed_call_kept_nothing(fault_log, first, status=503, message=TEMPORARY_PROBLEM,
+                                   before=before, error=error, text=DRIVER_TEXT)
     assert first["Retry-After"]
     assert first.json() == {"errors": [{"message": TEMPORARY_PROBLEM}]}
-    assert_no_internals(first)
-    assert api_state() == before
-    assert not IdempotencyKey.objects.exists()
-    assert_logged_in_full(fault_log, first, error, DRIVER_TEXT)
 
-    second = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert second.status_code == 200
-    assert second.json()["data"]["invoiceRefund"]["errors"] == []
-    assert CreditNote.objects.count() == 1
+    retry_refunds_once(client, token, paid_invoice, reason)
 
 
 def test_a_lost_connection_while_storing_the_response_keeps_nothing(
@@ -414,17 +416,11 @@ def test_a_lost_connection_while_storing_the_response_keeps_nothing(
     before = api_state()
 
     first = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert first.status_code == 503
+    assert_keyed_call_kept_nothing(fault_log, first, status=503, message=TEMPORARY_PROBLEM,
+                                   before=before, error=error, text=DRIVER_TEXT)
     assert first.json() == {"errors": [{"message": TEMPORARY_PROBLEM}]}
-    assert_no_internals(first)
-    assert api_state() == before
-    assert not IdempotencyKey.objects.exists()
-    assert_logged_in_full(fault_log, first, error, DRIVER_TEXT)
 
-    second = refund(client, token, paid_invoice, reason, HTTP_IDEMPOTENCY_KEY="refund-1")
-    assert second.status_code == 200
-    assert second.json()["data"]["invoiceRefund"]["errors"] == []
-    assert CreditNote.objects.count() == 1
+    retry_refunds_once(client, token, paid_invoice, reason)
 
 
 def test_another_database_error_outside_the_operation_answers_500(
