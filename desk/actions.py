@@ -1,7 +1,9 @@
 """The actions the invoice page offers: its More Action menu and the buttons on its refunds.
-Each is offered only where the same predicates the services raise on (billing/rules.py,
-approvals/rules.py, refunds/rules.py) allow it, so staff are never offered what would be
-refused; the templates only render what this returns."""
+Each is decided by the same predicates the services raise on (billing/rules.py,
+approvals/rules.py, refunds/rules.py), so staff are never offered what would be refused. An
+action the user may take in general but not on this invoice now is shown disabled, with the
+rule's own sentence as the reason; one the user may never take is not shown. The templates only
+render what this returns."""
 
 from dataclasses import dataclass
 
@@ -9,6 +11,7 @@ from django.urls import reverse
 
 from approvals.models import RequestKind
 from approvals.rules import (
+    SUBMIT_PERMISSION,
     approval_refusal,
     needs_approval,
     open_refund_request_refusal,
@@ -27,49 +30,65 @@ class Action:
     url: str
     method: str = "get"  # "post" for one-click actions
     danger: bool = False
+    refusal: str | None = None  # set: shown disabled, with this as the reason
+
+    @property
+    def enabled(self) -> bool:
+        return self.refusal is None
+
+
+def _first(*refusals) -> str | None:
+    """The first refusal of those asked in order (each a callable, asked only if needed)."""
+    for refusal in refusals:
+        if message := refusal():
+            return message
+    return None
 
 
 def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
     """The More Action menu of an invoice."""
     open_requests = open_requests_of(invoice)
 
-    def may_carry_out(kind: str, permission: str) -> bool:
-        """The user holds the permission and the clinic's policy lets it happen now: at once,
-        or with the invoice's approved request."""
+    def policy(kind: str):
+        """The clinic's policy for `kind` now: at once, or with the invoice's approved request."""
         authorising = open_requests.get(kind) if needs_approval(invoice, kind) else None
-        return (user.has_perm(permission)
-                and approval_refusal(invoice, kind, authorising) is None)
+        return lambda: approval_refusal(invoice, kind, authorising)
 
-    def may_request(kind: str) -> bool:
-        return request_refusal(invoice, kind, user, open_requests=open_requests) is None
+    if discard_refusal(invoice) is None:  # a draft: nothing but throwing it away applies yet
+        return [Action("Discard draft", reverse("billing:invoice_discard", args=[invoice.pk]),
+                       method="post", danger=True)] if user.has_perm("billing.add_invoice") else []
 
     actions: list[Action] = []
-    if discard_refusal(invoice) is None and user.has_perm("billing.add_invoice"):
-        actions.append(Action("Discard draft", reverse("billing:invoice_discard", args=[
-            invoice.pk]), method="post", danger=True))
-    if payment_refusal(invoice) is None and user.has_perm("billing.record_payment"):
+    if user.has_perm("billing.record_payment"):
         actions.append(Action("Record payment",
-                              reverse("billing:payment_create", args=[invoice.pk])))
+                              reverse("billing:payment_create", args=[invoice.pk]),
+                              refusal=payment_refusal(invoice)))
 
     refund_url = reverse("refunds:credit_note_create", args=[invoice.pk])
-    if (refund_refusal(invoice, full=True) is None
-            and may_carry_out(RequestKind.REFUND, "billing.refund_invoice")):
-        actions.append(Action("Refund", f"{refund_url}?full=1"))
-    if (refund_refusal(invoice) is None
-            and may_carry_out(RequestKind.REFUND, "billing.credit_invoice")):
-        actions.append(Action("Credit lines", refund_url))
-    if may_request(RequestKind.REFUND):
+    if user.has_perm("billing.refund_invoice"):
+        actions.append(Action("Refund", f"{refund_url}?full=1", refusal=_first(
+            lambda: refund_refusal(invoice, full=True), policy(RequestKind.REFUND))))
+    if user.has_perm("billing.credit_invoice"):
+        actions.append(Action("Credit lines", refund_url, refusal=_first(
+            lambda: refund_refusal(invoice), policy(RequestKind.REFUND))))
+    if needs_approval(invoice, RequestKind.REFUND) and user.has_perm(SUBMIT_PERMISSION):
         actions.append(Action("Invoice Refund Request", reverse(
-            "approvals:refund_request_create", args=[invoice.pk])))
+            "approvals:refund_request_create", args=[invoice.pk]), refusal=request_refusal(
+                invoice, RequestKind.REFUND, user, open_requests=open_requests)))
 
-    if (cancellation_refusal(invoice) is None
-            and open_refund_request_refusal(invoice, open_requests=open_requests) is None
-            and may_carry_out(RequestKind.CANCELLATION, "billing.cancel_invoice")):
+    if user.has_perm("billing.cancel_invoice"):
         actions.append(Action("Cancel Invoice", reverse("refunds:invoice_cancel",
-                                                        args=[invoice.pk]), danger=True))
-    if may_request(RequestKind.CANCELLATION):
+                                                        args=[invoice.pk]), danger=True,
+                              refusal=_first(
+                                  lambda: cancellation_refusal(invoice),
+                                  lambda: open_refund_request_refusal(
+                                      invoice, open_requests=open_requests),
+                                  policy(RequestKind.CANCELLATION))))
+    if needs_approval(invoice, RequestKind.CANCELLATION) and user.has_perm(SUBMIT_PERMISSION):
         actions.append(Action("Invoice Cancellation Request", reverse(
-            "approvals:cancellation_request_create", args=[invoice.pk])))
+            "approvals:cancellation_request_create", args=[invoice.pk]),
+            refusal=request_refusal(invoice, RequestKind.CANCELLATION, user,
+                                    open_requests=open_requests)))
     return actions
 
 

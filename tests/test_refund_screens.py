@@ -3,11 +3,13 @@
 from decimal import Decimal
 
 from django.urls import reverse
+from django.utils.html import escape
 
+from approvals.rules import NEEDS_CANCELLATION_REQUEST, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
 from billing.breakdown import NO_LINES, CreditLineInput
 from billing.models import Invoice, InvoiceStatus, Policy
-from billing.rules import NOTHING_PAID
+from billing.rules import CANCEL_PAID, NOTHING_PAID, NOTHING_TO_PAY
 from refunds.models import CreditNote, RefundStatus
 from refunds.services import credit_note_create, invoice_cancel
 
@@ -19,7 +21,14 @@ D = Decimal
 def menu(client, invoice):
     page = client.get(reverse("desk:invoice_detail", args=[invoice.pk]))
     assert page.status_code == 200
-    return [action.label for action in page.context["actions"]]
+    return [action.label for action in page.context["actions"] if action.enabled]
+
+
+def refused_actions(client, invoice) -> dict[str, str]:
+    """{label: reason} of the menu's actions shown disabled."""
+    page = client.get(reverse("desk:invoice_detail", args=[invoice.pk]))
+    return {action.label: action.refusal for action in page.context["actions"]
+            if not action.enabled}
 
 
 def form_data(invoice, reason, ticks, **extra):
@@ -55,12 +64,44 @@ def test_more_action_offers_requests_where_approval_is_needed(
     request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
     page = client.get(reverse("desk:invoice_detail", args=[invoice.pk]))
     assert "is waiting for a financial approver" in page.content.decode()
-    assert page.context["actions"][-1].label == "Record payment"
+    assert menu(client, invoice)[-1] == "Record payment"
     listing = client.get(reverse("desk:invoice_list"))
     assert "Awaiting approval" in listing.content.decode()
 
     request_approve(financial_request=request, actor=approver)
     assert menu(client, invoice) == ["Record payment", "Refund", "Credit lines"]
+
+
+def test_an_action_this_invoice_does_not_allow_is_shown_disabled_with_the_reason(
+        client, clerk, make_invoice, pay):
+    client.force_login(clerk)
+    paid = make_invoice()
+    pay(paid, "28.700")
+
+    refused = refused_actions(client, paid)
+
+    assert refused == {
+        "Record payment": NOTHING_TO_PAY.format(invoice=paid),
+        "Cancel Invoice": CANCEL_PAID.format(amount="28.700 OMR", invoice=paid),
+    }
+    html = client.get(reverse("desk:invoice_detail", args=[paid.pk])).content.decode()
+    assert escape(refused["Cancel Invoice"]) in html
+    # a disabled action links nowhere
+    assert reverse("refunds:invoice_cancel", args=[paid.pk]) not in html
+
+
+def test_where_approval_is_needed_the_menu_says_which_request_to_submit(
+        client, clerk, approval_clinic, make_invoice):
+    client.force_login(clerk)
+    unpaid = make_invoice()
+
+    assert menu(client, unpaid) == ["Record payment", "Invoice Refund Request",
+                                    "Invoice Cancellation Request"]
+    assert refused_actions(client, unpaid) == {
+        "Refund": NOTHING_PAID.format(invoice=unpaid),
+        "Credit lines": NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic"),
+        "Cancel Invoice": NEEDS_CANCELLATION_REQUEST.format(clinic="Muscat Clinic"),
+    }
 
 
 def test_an_approver_is_offered_nothing_to_do_on_an_invoice(client, approver, make_invoice):

@@ -34,7 +34,14 @@ TOTAL = "28.700"  # the default invoice of make_invoice: 2 × 10.000 and 1 × 7.
 def offered(invoice, user) -> list[str]:
     """The More Action menu's labels, as the invoice page builds it."""
     return [action.label for action in invoice_actions(
-        invoice=Invoice.objects.select_related("clinic").get(pk=invoice.pk), user=user)]
+        invoice=Invoice.objects.select_related("clinic").get(pk=invoice.pk), user=user)
+        if action.enabled]
+
+
+def menu_of(invoice, user) -> dict[str, str | None]:
+    """{label: the reason it is disabled, or None} of every action the menu shows."""
+    return {action.label: action.refusal for action in invoice_actions(
+        invoice=Invoice.objects.select_related("clinic").get(pk=invoice.pk), user=user)}
 
 
 def fresh(invoice) -> Invoice:
@@ -78,6 +85,9 @@ def test_payment_refusal(state, message, invoice_in, clerk, cash, refused):
 
     assert billing_rules.payment_refusal(invoice) == message
     assert ("Record payment" in offered(invoice, clerk)) == (message is None)
+    # shown disabled with the rule's sentence, except on a draft, where no payment applies yet
+    assert menu_of(invoice, clerk).get("Record payment", "absent") == (
+        "absent" if state == "draft" else message)
     if message:
         with refused(message):
             payment_record(invoice=invoice, method=cash, amount=D("1.000"), actor=clerk)
@@ -115,6 +125,8 @@ def test_refund_refusal(state, full, message, invoice_in, clerk, reason, refused
     assert billing_rules.refund_refusal(invoice, full=full) == message
     label = "Refund" if full else "Credit lines"
     assert (label in offered(invoice, clerk)) == (message is None)
+    assert menu_of(invoice, clerk).get(label, "absent") == (
+        "absent" if state == "draft" else message)
     if message:
         lines = [] if full else [CreditLineInput(invoice.lines.first(), D("1.000"))]
         with refused(message):
@@ -135,6 +147,8 @@ def test_cancellation_refusal(state, message, invoice_in, clerk, refused):
 
     assert billing_rules.cancellation_refusal(invoice) == message
     assert ("Cancel Invoice" in offered(invoice, clerk)) == (message is None)
+    assert menu_of(invoice, clerk).get("Cancel Invoice", "absent") == (
+        "absent" if state == "draft" else message)
     # the state machine's own guard asks the same rule
     assert can_proceed(invoice.cancel) == (message is None)
     if message:
