@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db.models import Q
+from django.urls import reverse
 
 from billing.money import format_money
 from billing.queueing import queue_after_commit
@@ -49,6 +50,11 @@ def notify_later(notice: str, *, request_id: int) -> None:
     queue_after_commit(tasks.notification_send, notice, request_id)
 
 
+def request_link(financial_request: FinancialRequest) -> str:
+    """The request's page, as an absolute address under SITE_URL."""
+    return settings.SITE_URL + reverse("approvals:request_detail", args=[financial_request.pk])
+
+
 def _send(subject: str, body: str, recipients: list[str]) -> None:
     """Raises OSError when the mail server cannot be reached (the task tries again later)."""
     if recipients:
@@ -72,7 +78,7 @@ def notify_request_submitted(*, request_id: int) -> None:
         f"{format_money(invoice.balance_due, invoice.currency)}\n"
         f"Remarks: {request.remarks}\n"
         + (f"Proposed lines:{lines}\n" if lines else "")
-        + "\nReview it on the Financial Approval screen.",
+        + f"\nReview it on the Financial Approval screen: {request_link(request)}",
         recipients,
     )
 
@@ -95,7 +101,7 @@ def notify_request_decided(*, request_id: int) -> None:
         f"{decision} by {request.decided_by.get_full_name() or request.decided_by.get_username()}"
         f".\n"
         + (f"Remarks: {request.decision_remarks}\n" if request.decision_remarks else "")
-        + f"\n{next_step}",
+        + f"\n{next_step}\n{request_link(request)}",
         [request.requested_by.email],
     )
 

@@ -5,6 +5,7 @@ from billing.forms import LinePickerMixin
 from billing.models import DisputeReason, Payment
 
 from .models import CreditNoteKind
+from .services import CANCELLATION_REASON
 
 
 class CreditNoteForm(LinePickerMixin, forms.Form):
@@ -22,7 +23,9 @@ class CreditNoteForm(LinePickerMixin, forms.Form):
 
     def __init__(self, *args, invoice, lines, preselect=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["dispute_reason"].queryset = DisputeReason.objects.filter(is_active=True)
+        # "Invoice cancelled" is what cancellation credit notes carry, never a refund's reason
+        self.fields["dispute_reason"].queryset = DisputeReason.objects.filter(
+            is_active=True).exclude(name=CANCELLATION_REASON)
         self.fields["payment"].queryset = invoice.payments.select_related("method").filter(
             amount_refunded__lt=F("amount"))
         self.fields["payment"].label_from_instance = lambda p: (

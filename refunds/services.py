@@ -51,6 +51,9 @@ CANCELLATION_REASON = "Invoice cancelled"
 
 REASON_REQUIRED = "Choose a dispute reason."
 REASON_INACTIVE = "The dispute reason “{reason}” is no longer in use: choose another."
+REASON_FOR_CANCELLATIONS = (
+    "“{reason}” is the reason cancellations carry: choose the reason for this refund or credit."
+)
 CANCEL_REMARKS = "Say why the invoice is cancelled."
 
 
@@ -65,11 +68,13 @@ def _lock(invoice: Invoice) -> tuple[Invoice, list[Payment]]:
     return locked, payments
 
 
-def _check_reason(reason: DisputeReason | None) -> DisputeReason:
+def _check_reason(reason: DisputeReason | None, *, cancellation: bool = False) -> DisputeReason:
     if reason is None:
         raise BusinessRuleError(REASON_REQUIRED)
     if not reason.is_active:
         raise BusinessRuleError(REASON_INACTIVE.format(reason=reason.name))
+    if reason.name == CANCELLATION_REASON and not cancellation:
+        raise BusinessRuleError(REASON_FOR_CANCELLATIONS.format(reason=reason.name))
     return reason
 
 
@@ -173,7 +178,8 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
                      if line.creditable_net > 0]
         breakdown = _plan(locked, payments, remaining, None)
         return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.CANCELLATION,
-                      approval_request=approval_request, reason=_check_reason(dispute_reason),
+                      approval_request=approval_request,
+                      reason=_check_reason(dispute_reason, cancellation=True),
                       remarks=remarks, actor=actor)
 
 

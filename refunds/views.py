@@ -4,10 +4,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from approvals.rules import open_refund_request_refusal
 from approvals.selectors import approved_request_lines
 from billing.breakdown import payout_instruction
 from billing.exceptions import BusinessRuleError
 from billing.pagination import CappedPaginator
+from billing.rules import cancellation_refusal
 from billing.selectors import invoice_get_for_user, visible_to
 
 from .forms import CancelForm, CreditNoteFilterForm, CreditNoteForm
@@ -125,6 +127,12 @@ def _announce(request, note):
 def invoice_cancel_view(request, pk):
     invoice = invoice_get_for_user(user=request.user, pk=pk)
     form = CancelForm(request.POST or None)
+    # the same rules the More Action menu shows: an invoice that cannot be cancelled is never
+    # offered the form (the service still refuses a POST that comes anyway)
+    refusal = cancellation_refusal(invoice) or open_refund_request_refusal(invoice)
+    if refusal and request.method == "GET":
+        return render(request, "refunds/invoice_cancel.html", {"invoice": invoice,
+                                                                 "refusal": refusal})
     if request.method == "POST" and form.is_valid():
         try:
             note = invoice_cancel(invoice=invoice, remarks=form.cleaned_data["remarks"],

@@ -635,6 +635,8 @@ def test_a_new_request_emails_the_clinics_approvers(
     assert invoice.number in mail.body
     assert "Charged twice for X-ray" in mail.body
     assert f"#{request.pk}" in mail.body
+    # with a link straight to the request (SITE_URL)
+    assert f"http://127.0.0.1:8000/approvals/{request.pk}/" in mail.body
 
 
 def test_a_new_request_email_lists_the_proposed_lines(

@@ -8,10 +8,15 @@ from django.utils.html import escape
 from approvals.rules import NEEDS_CANCELLATION_REQUEST, NEEDS_REFUND_REQUEST
 from approvals.services import refund_request_create, request_approve
 from billing.breakdown import NO_LINES, CreditLineInput
-from billing.models import Invoice, InvoiceStatus, Policy
+from billing.models import DisputeReason, Invoice, InvoiceStatus, Policy
 from billing.rules import CANCEL_PAID, NOTHING_PAID, NOTHING_TO_PAY
 from refunds.models import CreditNote, RefundStatus
-from refunds.services import credit_note_create, invoice_cancel
+from refunds.services import (
+    CANCELLATION_REASON,
+    REASON_FOR_CANCELLATIONS,
+    credit_note_create,
+    invoice_cancel,
+)
 
 from .conftest import ledger_state
 
@@ -264,6 +269,32 @@ def test_cancel_with_money_paid_says_to_refund_first(client, clerk, make_invoice
     assert "Refund it first, then cancel the invoice." in response.content.decode()
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PARTIALLY_PAID
+
+
+def test_the_cancel_page_never_offers_to_cancel_a_paid_invoice(client, clerk, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "10.000")
+    client.force_login(clerk)
+
+    page = client.get(reverse("refunds:invoice_cancel", args=[invoice.pk]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert escape(CANCEL_PAID.format(amount="10.000 OMR", invoice=invoice)) in html
+    assert 'name="remarks"' not in html and "Cancel invoice</button>" not in html
+
+
+def test_a_refund_cannot_carry_the_cancellation_reason(client, clerk, make_invoice, pay,
+                                                        refused):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    cancelled = DisputeReason.objects.get_or_create(name=CANCELLATION_REASON)[0]
+    client.force_login(clerk)
+
+    page = client.get(reverse("refunds:credit_note_create", args=[invoice.pk]))
+    assert cancelled not in page.context["form"].fields["dispute_reason"].queryset
+    with refused(REASON_FOR_CANCELLATIONS.format(reason="Invoice cancelled")):
+        credit_note_create(invoice=invoice, full=True, dispute_reason=cancelled, actor=clerk)
 
 
 def test_a_draft_is_discarded_from_the_menu(client, clerk, make_invoice):
