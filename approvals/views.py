@@ -1,6 +1,10 @@
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.exceptions import BusinessRuleError
@@ -33,6 +37,23 @@ from .services import (
 PAGE_SIZE = 25
 
 
+def _queue_filters(text: str) -> str:
+    """The queue's filters (`back`), read as a query string and written again, so the address it
+    leads back to is always the queue's own."""
+    return QueryDict(text or "").urlencode()
+
+
+def _back_to_queue(request):
+    filters = _queue_filters(request.POST.get("back", ""))
+    return redirect(reverse("approvals:queue") + (f"?{filters}" if filters else ""))
+
+
+def _back_to_request(request, financial_request):
+    filters = _queue_filters(request.POST.get("back", ""))
+    url = reverse("approvals:request_detail", args=[financial_request.pk])
+    return redirect(url + (f"?{urlencode({'back': filters})}" if filters else ""))
+
+
 def _status_pills(query, counts, current):
     """(label, count, link, active) for "All" and each status, keeping the other filters."""
     query = query.copy()
@@ -63,6 +84,8 @@ def queue(request):
         "form": form,
         "page": page,
         "query": query.urlencode(),
+        # a request opened from here returns to these filters and this page once decided
+        "detail_suffix": f"?{urlencode({'back': request.GET.urlencode()})}" if request.GET else "",
         "counts": counts,
         "pills": _status_pills(query, counts, status),
     })
@@ -82,6 +105,7 @@ def request_detail(request, pk):
         # two forms on one page, each with its own `remarks`: distinct ids, the same name
         "approve_form": ApproveForm(auto_id="approve_%s"),
         "reject_form": RejectForm(auto_id="reject_%s"),
+        "back": _queue_filters(request.GET.get("back", "")),
     })
 
 
@@ -91,15 +115,15 @@ def _decide(request, pk, *, form_class, service, outcome: str):
     if not form.is_valid():
         # e.g. a NUL character in the remarks: say so rather than decide without them
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
-        return redirect("approvals:request_detail", pk=financial_request.pk)
+        return _back_to_request(request, financial_request)
     try:
         service(financial_request=financial_request, actor=request.user,
                 remarks=form.cleaned_data.get("remarks", ""))
     except BusinessRuleError as error:
         messages.error(request, error.message)
-        return redirect("approvals:request_detail", pk=financial_request.pk)
+        return _back_to_request(request, financial_request)
     messages.success(request, f"{financial_request} for {financial_request.invoice} {outcome}.")
-    return redirect("approvals:queue")
+    return _back_to_queue(request)
 
 
 @login_required

@@ -4,6 +4,7 @@ it."""
 
 import datetime
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -489,3 +490,32 @@ def test_the_requested_date_filter_uses_the_date_of_requested_at(as_approver, re
     today = timezone.now().date().isoformat()
     assert listed(as_approver.get(QUEUE, {"date_from": today, "date_to": today})) == [
         requested.pk]
+
+
+# -- back to the queue as it was ------------------------------------------------------------------
+
+def test_after_deciding_the_approver_returns_to_the_queue_with_the_filters_kept(
+        client, approver, requested):
+    client.force_login(approver)
+    filters = "status=requested&q=INV-MUSCAT"
+    queue = client.get(f"{QUEUE}?{filters}")
+    link = f"{detail_url(requested)}?{urlencode({'back': filters})}"
+    assert link.replace("&", "&amp;") in queue.content.decode()
+
+    page = client.get(link)
+    assert f'name="back" value="{filters}"'.replace("&", "&amp;") in page.content.decode()
+    response = client.post(action_url("approve", requested), {"remarks": "", "back": filters})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{QUEUE}?{filters}"
+
+
+@pytest.mark.parametrize("back", ["https://elsewhere.example/", "//elsewhere.example/x", ""])
+def test_the_way_back_always_leads_to_the_queue_itself(client, approver, requested, back):
+    client.force_login(approver)
+
+    response = client.post(action_url("approve", requested), {"remarks": "", "back": back})
+
+    location = response["Location"]
+    assert location == QUEUE or location.startswith(f"{QUEUE}?")
+    assert "elsewhere.example/" not in location.split("?", 1)[0]
