@@ -364,3 +364,20 @@ def test_credit_notes_are_found_by_number_invoice_number_or_patient(
     assert found("CN-MUSCAT-00000") == sorted(n.pk for n in notes)
     # shorter, only whole numbers are found
     assert found("Ai") == []
+
+
+def test_people_are_shown_by_their_full_name(client, clerk, make_invoice, pay, reason):
+    clerk.first_name, clerk.last_name = "Maryam", "Al-Hinai"
+    clerk.save(update_fields=["first_name", "last_name"])
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=clerk,
+                       remarks="Billed twice")
+    client.force_login(clerk)
+
+    html = client.get(reverse("desk:invoice_detail", args=[invoice.pk])).content.decode()
+
+    assert "“Billed twice” — Maryam Al-Hinai" in html  # the credit note
+    assert "<td>Maryam Al-Hinai</td>" in html  # the payment's recorder
+    assert "by Maryam Al-Hinai" in html  # the history
+    assert ">clerk<" not in html and "by clerk" not in html
