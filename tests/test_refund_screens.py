@@ -381,3 +381,15 @@ def test_people_are_shown_by_their_full_name(client, clerk, make_invoice, pay, r
     assert "<td>Maryam Al-Hinai</td>" in html  # the payment's recorder
     assert "by Maryam Al-Hinai" in html  # the history
     assert ">clerk<" not in html and "by clerk" not in html
+
+
+def test_the_printed_credit_note_shows_no_refund_state(client, clerk, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    note = credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=clerk)
+    client.force_login(clerk)
+
+    html = client.get(reverse("refunds:credit_note_detail", args=[note.pk])).content.decode()
+
+    # the state is for the screen: a printed document says what was refunded, not where it is
+    assert '<span class="d-print-none">(awaiting payout)</span>' in html
