@@ -22,16 +22,16 @@ LINE_OVER_APPROVED = (
 
 
 def approval_required(*, invoice: Invoice, kind: str,
-                      approval_request: FinancialRequest | None = None,
+                      approval_request: FinancialRequest | None = None, lock: bool = True,
                       ) -> FinancialRequest | None:
-    """The locked, approved request that authorises this action, or None in a direct clinic.
-    Call with the invoice already locked."""
+    """The approved request that authorises this action, or None in a direct clinic. Locked
+    (call with the invoice already locked) unless `lock` is False: the breakdown staff see
+    before confirming asks the same question without locking anything."""
+    requests = FinancialRequest.objects.select_for_update() if lock else FinancialRequest.objects
     if approval_request is not None:
-        approval_request = FinancialRequest.objects.select_for_update().get(
-            pk=approval_request.pk)
+        approval_request = requests.get(pk=approval_request.pk)
     elif needs_approval(invoice, kind):
-        approval_request = (FinancialRequest.objects.select_for_update()
-                            .filter(invoice=invoice, kind=kind, status__in=OPEN_STATUSES)
+        approval_request = (requests.filter(invoice=invoice, kind=kind, status__in=OPEN_STATUSES)
                             .order_by("-pk").first())
     if refusal := approval_refusal(invoice, kind, approval_request):
         raise BusinessRuleError(refusal)

@@ -115,12 +115,17 @@ def credit_note_preview(
     payment: Payment | None = None,
     full: bool = False,
 ) -> Breakdown:
-    """The breakdown staff confirm before anything happens. Writes nothing, locks nothing."""
+    """The breakdown staff confirm before anything happens, refused for the same reasons the
+    credit note would be (the approval and its line limits included). Writes nothing, locks
+    nothing."""
     invoice = Invoice.objects.select_related("clinic").get(pk=invoice.pk)
     ensure_member(actor=actor, clinic=invoice.clinic)
     payments = list(invoice.payments.select_related("method").order_by("pk"))
     breakdown = _plan(invoice, payments, lines, payment, full=full)
     _ensure_may_execute(actor=actor, breakdown=breakdown)
+    approval_request = approval_required(invoice=invoice, kind=RequestKind.REFUND, lock=False)
+    if approval_request is not None:
+        approval_check_lines(approval_request=approval_request, breakdown=breakdown)
     return breakdown
 
 

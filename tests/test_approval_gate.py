@@ -31,7 +31,7 @@ from billing.models import InvoiceStatus, Policy
 from billing.money import format_money
 from refunds import services as refund_services
 from refunds.models import CreditNote, CreditNoteKind
-from refunds.services import credit_note_create, invoice_cancel
+from refunds.services import credit_note_create, credit_note_preview, invoice_cancel
 
 from .conftest import ledger_state
 from .factories import DisputeReasonFactory
@@ -636,3 +636,31 @@ def test_an_invoice_with_an_open_refund_request_is_not_cancelled_until_it_is_set
     invoice_cancel(invoice=invoice, remarks="Wrong patient", actor=clerk2)
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.CANCELLED
+
+
+# -- the breakdown before "Refund now" asks the same ----------------------------------------------
+
+def test_the_breakdown_refuses_more_than_the_approved_amount_before_anything_is_confirmed(
+        paid, five_on_line_a, clerk, refused):
+    line_a, _ = lines_of(paid)
+
+    with refused(LINE_OVER_APPROVED.format(approved=money("5.000"), amount=money("5.001"),
+                                           line=line_a)):
+        credit_note_preview(invoice=paid, lines=[CreditLineInput(line_a, D("5.001"))],
+                            actor=clerk)
+    with refused(LINE_NOT_APPROVED.format(line=lines_of(paid)[1])):
+        credit_note_preview(invoice=paid, lines=[CreditLineInput(lines_of(paid)[1])],
+                            actor=clerk)
+
+    # within the approval, the breakdown is shown
+    breakdown = credit_note_preview(invoice=paid, lines=[CreditLineInput(line_a, D("5.000"))],
+                                    actor=clerk)
+    assert breakdown.subtotal == D("5.000")
+    assert request_state(five_on_line_a) == (RequestStatus.APPROVED, None, None)
+
+
+def test_the_breakdown_says_a_request_is_needed_where_the_clinic_needs_approval(
+        paid, clerk, refused):
+    line_a, _ = lines_of(paid)
+    with refused(NEEDS_REFUND_REQUEST.format(clinic="Muscat Clinic")):
+        credit_note_preview(invoice=paid, lines=[CreditLineInput(line_a)], actor=clerk)
