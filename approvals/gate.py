@@ -27,11 +27,11 @@ def approval_required(*, invoice: Invoice, kind: str,
     """The approved request that authorises this action, or None in a direct clinic. Locked
     (call with the invoice already locked) unless `lock` is False: the breakdown staff see
     before confirming asks the same question without locking anything."""
-    requests = FinancialRequest.objects.select_for_update() if lock else FinancialRequest.objects
+    found = FinancialRequest.objects.select_for_update() if lock else FinancialRequest.objects
     if approval_request is not None:
-        approval_request = requests.get(pk=approval_request.pk)
+        approval_request = found.get(pk=approval_request.pk)
     elif needs_approval(invoice, kind):
-        approval_request = (requests.filter(invoice=invoice, kind=kind, status__in=OPEN_STATUSES)
+        approval_request = (found.filter(invoice=invoice, kind=kind, status__in=OPEN_STATUSES)
                             .order_by("-pk").first())
     if refusal := approval_refusal(invoice, kind, approval_request):
         raise BusinessRuleError(refusal)
