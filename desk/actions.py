@@ -47,16 +47,15 @@ def _first(*refusals) -> str | None:
 
 def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
     """The More Action menu of an invoice."""
+    if discard_refusal(invoice) is None:  # a draft: nothing but throwing it away applies yet
+        return [Action("Discard draft", reverse("billing:invoice_discard", args=[invoice.pk]),
+                       method="post", danger=True)] if user.has_perm("billing.add_invoice") else []
     open_requests = open_requests_of(invoice)
 
     def policy(kind: str):
         """The clinic's policy for `kind` now: at once, or with the invoice's approved request."""
         authorising = open_requests.get(kind) if needs_approval(invoice, kind) else None
         return lambda: approval_refusal(invoice, kind, authorising)
-
-    if discard_refusal(invoice) is None:  # a draft: nothing but throwing it away applies yet
-        return [Action("Discard draft", reverse("billing:invoice_discard", args=[invoice.pk]),
-                       method="post", danger=True)] if user.has_perm("billing.add_invoice") else []
 
     actions: list[Action] = []
     if user.has_perm("billing.record_payment"):
