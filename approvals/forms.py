@@ -35,7 +35,7 @@ class RequestFilterForm(forms.Form):
 
 
 class CancellationRequestForm(forms.Form):
-    remarks = _remarks_field(label="Remarks", required=True,
+    remarks = _remarks_field(label="Remarks (required)", required=True,
                              placeholder="Why should this invoice be cancelled?")
 
 
@@ -44,7 +44,7 @@ class RefundRequestForm(LinePickerMixin, forms.Form):
     asks for the whole refund."""
 
     amount_widget_attrs = {"class": "form-control form-control-sm money"}
-    remarks = _remarks_field(label="Remarks", required=True,
+    remarks = _remarks_field(label="Remarks (required)", required=True,
                              placeholder="Why should this invoice be refunded?")
 
     def __init__(self, *args, invoice, lines, **kwargs):

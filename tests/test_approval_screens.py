@@ -519,3 +519,16 @@ def test_the_way_back_always_leads_to_the_queue_itself(client, approver, request
     location = response["Location"]
     assert location == QUEUE or location.startswith(f"{QUEUE}?")
     assert "elsewhere.example/" not in location.split("?", 1)[0]
+
+
+@pytest.mark.parametrize("url_name", ["approvals:refund_request_create",
+                                      "approvals:cancellation_request_create"])
+def test_request_forms_are_saved_with_save_and_mark_the_remarks_required(
+        client, clerk, invoice, url_name):
+    # the words of the clinic's manual: "enter the required remarks and SAVE"
+    client.force_login(clerk)
+    html = client.get(reverse(url_name, args=[invoice.pk])).content.decode()
+
+    assert '<button type="submit" class="btn btn-primary">SAVE</button>' in html
+    assert "Remarks (required)" in html
+    assert 'name="remarks"' in html and "required" in html.split('name="remarks"', 1)[1][:200]
