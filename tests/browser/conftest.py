@@ -28,7 +28,7 @@ AXE_JS = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "ax
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LIVE_HOST = "127.0.0.1"
-DEMO_PASSWORD = "demo-pass-1"  # noqa: S105 (the demo users of the test database)
+DEMO_PASSWORD = "demo-pass-1"  # the demo users of the test database
 
 LAUNCH_ARGS = [
     "--no-sandbox",
