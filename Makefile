@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint migrations-check audit clean
+.PHONY: install run serve test screenshots lint migrations-check audit clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ serve: install
 # In parallel, one worker per core (each with its own test database).
 test: install
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+# The README's screenshots (docs/screenshots/*.png), taken by the browser tests in Chromium.
+screenshots: install
+	README_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/browser
 
 lint: install
 	$(BIN)/ruff check .

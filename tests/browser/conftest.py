@@ -12,6 +12,7 @@ Without /usr/bin/chromium the tests skip with a reason; CI installs it (`.ci/run
 BROWSER_TESTS_REQUIRED=1, so there they fail instead of skipping.
 """
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -115,11 +116,25 @@ class Session:
     def logout(self) -> None:
         self.page.get_by_role("button", name="Log out").click()
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, *, readme: str | None = None) -> Path:
+        """The whole page into tests/browser/screenshots/. With `readme` and
+        README_SCREENSHOTS=1 (`make screenshots`), also the visible part as a small PNG in
+        docs/screenshots/<readme>.png, which the README shows."""
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{self.name}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
+        if readme and os.environ.get("README_SCREENSHOTS"):
+            README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            small_png(self.page.screenshot(), README_SCREENSHOTS / f"{readme}.png")
         return path
+
+
+def small_png(png: bytes, path: Path) -> None:
+    """A screenshot in 64 colours: flat interface colours survive, the file stays small."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 @pytest.fixture
