@@ -6,12 +6,15 @@ sentences, and the cancel refusal that says what is true."""
 import re
 from decimal import Decimal
 
+from django.template import Context, Template
 from django.urls import reverse
-from django.utils.html import strip_tags
+from django.utils.html import escape, strip_tags
 
+from approvals.services import refund_request_create, request_approve
+from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
-from billing.models import InvoiceStatus
-from refunds.services import credit_note_create
+from billing.templatetags.history import SENTENCES
+from refunds.services import credit_note_create, invoice_cancel
 
 D = Decimal
 
@@ -107,3 +110,147 @@ def test_without_credits_or_refunds_the_totals_stay_short(client, clerk, make_in
     assert [label for label, _ in totals(html)] == [
         "Subtotal (without tax)", "Tax", "Total", "Paid", "Balance due"]
     assert "they do not reduce the balance again" not in html
+
+
+# -- history in the clinic's words ---------------------------------------------------------------
+
+def named(user, first, last):
+    user.first_name, user.last_name = first, last
+    user.save(update_fields=["first_name", "last_name"])
+    return user
+
+
+def history_rows(html: str) -> list[str]:
+    return [" ".join(strip_tags(row).split()) for row in
+            re.findall(r'<span class="history-sentence">(.*?)</span>', html, re.S)]
+
+
+# A typical event of each action, as the services write them (docs/rules.md §6).
+TYPICAL_EVENTS = {
+    Action.ACCOUNT_CREATED: {"object_repr": "Aisha Al-Balushi (P00001)",
+                             "data": {"number": "P00001"}},
+    Action.INVOICE_CREATED: {"amount": D("28.700"), "to_state": "draft"},
+    Action.INVOICE_ISSUED: {"amount": D("28.700"), "data": {"number": "INV-MUSCAT-000001"}},
+    Action.INVOICE_DISCARDED: {"amount": D("28.700"), "data": {"lines": 2}},
+    Action.INVOICE_CANCELLED: {"amount": D("28.700"), "remarks": "Wrong patient",
+                               "data": {"number": "CN-MUSCAT-000002", "kind": "cancellation",
+                                        "reason": "Invoice cancelled"}},
+    Action.PAYMENT_RECORDED: {"amount": D("40.430"), "data": {"method": "Cash",
+                                                              "reference": "R-12"}},
+    Action.CREDIT_NOTE_ISSUED: {"amount": D("5.000"), "remarks": "Billed twice",
+                                "data": {"number": "CN-MUSCAT-000001", "kind": "credit",
+                                         "reason": "Duplicate charge"}},
+    Action.REFUND_CREATED: {"amount": D("18.000"), "to_state": "pending",
+                            "object_repr": "Refund 18.000 OMR to Card",
+                            "data": {"method": "Card", "credit_note": "CN-MUSCAT-000001"}},
+    Action.REFUND_SUCCEEDED: {"amount": D("18.000"), "actor": None,
+                              "object_repr": "Refund 18.000 OMR to Card",
+                              "data": {"gateway": "sandbox", "reference": "re_1"}},
+    Action.REFUND_FAILED: {"amount": D("18.000"), "actor": None, "remarks": "Card expired",
+                           "object_repr": "Refund 18.000 OMR to Card"},
+    Action.REFUND_RETRIED: {"amount": D("18.000"), "object_repr": "Refund 18.000 OMR to Card"},
+    Action.REFUND_PAID_OUT: {"amount": D("5.250"), "object_repr": "Refund 5.250 OMR to Cash"},
+    Action.REQUEST_SUBMITTED: {"amount": D("18.000"), "remarks": "Charged twice",
+                               "object_repr": "Invoice Refund Request #3",
+                               "data": {"kind": "refund"}},
+    Action.REQUEST_APPROVED: {"object_repr": "Invoice Refund Request #3"},
+    Action.REQUEST_REJECTED: {"object_repr": "Invoice Cancellation Request #4",
+                              "remarks": "Treatment was given"},
+    Action.REQUEST_WITHDRAWN: {"object_repr": "Invoice Refund Request #3"},
+    Action.REQUEST_COMPLETED: {"amount": D("18.900"), "object_repr": "Invoice Refund Request #3",
+                               "data": {"credit_note": "CN-MUSCAT-000001"}},
+}
+
+EXPECTED_SENTENCES = {
+    Action.ACCOUNT_CREATED: "Patient account Aisha Al-Balushi (P00001) opened by Maryam Al-Hinai",
+    Action.INVOICE_CREATED: "Invoice created by Maryam Al-Hinai — 28.700 OMR",
+    Action.INVOICE_ISSUED: "Invoice INV-MUSCAT-000001 issued by Maryam Al-Hinai — 28.700 OMR",
+    Action.INVOICE_DISCARDED: "Draft discarded by Maryam Al-Hinai — 28.700 OMR",
+    Action.INVOICE_CANCELLED: ("Invoice cancelled by Maryam Al-Hinai — credit note "
+                               "CN-MUSCAT-000002 — 28.700 OMR — “Wrong patient”"),
+    Action.PAYMENT_RECORDED: ("Payment of 40.430 OMR recorded by Maryam Al-Hinai — Cash — "
+                              "reference R-12"),
+    Action.CREDIT_NOTE_ISSUED: ("Credit note CN-MUSCAT-000001 issued by Maryam Al-Hinai — "
+                                "5.000 OMR — Duplicate charge — “Billed twice”"),
+    Action.REFUND_CREATED: ("Refund of 18.000 OMR to Card by Maryam Al-Hinai — "
+                            "sent to the gateway"),
+    Action.REFUND_SUCCEEDED: "Refund of 18.000 OMR to Card confirmed by the gateway — "
+                             "reference re_1",
+    Action.REFUND_FAILED: "Refund of 18.000 OMR to Card declined by the gateway — “Card expired”",
+    Action.REFUND_RETRIED: ("Refund of 18.000 OMR to Card sent to the gateway again by "
+                            "Maryam Al-Hinai"),
+    Action.REFUND_PAID_OUT: "Refund of 5.250 OMR to Cash paid out by Maryam Al-Hinai",
+    Action.REQUEST_SUBMITTED: ("Refund request submitted by Maryam Al-Hinai — 18.000 OMR — "
+                               "“Charged twice”"),
+    Action.REQUEST_APPROVED: "Refund request approved by Maryam Al-Hinai",
+    Action.REQUEST_REJECTED: ("Cancellation request rejected by Maryam Al-Hinai — "
+                              "“Treatment was given”"),
+    Action.REQUEST_WITHDRAWN: "Refund request withdrawn by Maryam Al-Hinai",
+    Action.REQUEST_COMPLETED: ("Refund request carried out by Maryam Al-Hinai — credit note "
+                               "CN-MUSCAT-000001 — 18.900 OMR"),
+}
+
+
+def test_every_audit_action_has_a_sentence(clerk):
+    named(clerk, "Maryam", "Al-Hinai")
+    assert set(SENTENCES) == set(Action)  # a new action needs its sentence here
+    assert set(TYPICAL_EVENTS) == set(Action)
+    for action in Action:
+        fields = {"actor": clerk, "currency": "OMR", "object_repr": "Invoice INV-MUSCAT-000001",
+                  **TYPICAL_EVENTS[action]}
+        event = AuditEvent(action=action, actor_username="clerk", **fields)
+
+        html = Template("{% include '_history.html' %}").render(Context({"events": [event]}))
+
+        assert history_rows(html) == [escape(EXPECTED_SENTENCES[action])], action
+
+
+def test_the_invoice_page_and_the_request_page_tell_the_history_in_sentences(
+        client, clerk, approver, approval_clinic, make_invoice, pay, reason, cash):
+    named(clerk, "Maryam", "Al-Hinai")
+    named(approver, "Salim", "Al-Rawahi")
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, _ = lines_of(invoice)
+    request = refund_request_create(invoice=invoice, remarks="Item 1 was charged twice",
+                                    actor=clerk, lines=[CreditLineInput(line_a, D("10.000"))])
+    request_approve(financial_request=request, actor=approver, remarks="Checked")
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("10.000"))],
+                       dispute_reason=reason, actor=clerk, remarks="Duplicate line")
+
+    client.force_login(clerk)
+    invoice_rows = history_rows(invoice_page(client, invoice).content.decode())
+    client.force_login(approver)
+    request_rows = history_rows(client.get(
+        reverse("approvals:request_detail", args=[request.pk])).content.decode())
+
+    assert invoice_rows == [  # newest first
+        "Refund of 10.500 OMR to Cash by Maryam Al-Hinai — to pay back by hand",
+        "Refund request carried out by Maryam Al-Hinai — credit note CN-MUSCAT-000001 — "
+        "10.500 OMR",
+        "Credit note CN-MUSCAT-000001 issued by Maryam Al-Hinai — 10.500 OMR — Billing error — "
+        "“Duplicate line”",
+        "Refund request approved by Salim Al-Rawahi — “Checked”",
+        "Refund request submitted by Maryam Al-Hinai — 10.000 OMR — “Item 1 was charged twice”",
+        "Payment of 28.700 OMR recorded by Maryam Al-Hinai — Cash",
+        "Invoice INV-MUSCAT-000001 issued by Maryam Al-Hinai — 28.700 OMR",
+        "Invoice created by Maryam Al-Hinai — 28.700 OMR",
+    ]
+    assert request_rows == [  # oldest first, as the request page always listed them
+        "Refund request submitted by Maryam Al-Hinai — 10.000 OMR — “Item 1 was charged twice”",
+        "Refund request approved by Salim Al-Rawahi — “Checked”",
+        "Refund request carried out by Maryam Al-Hinai — credit note CN-MUSCAT-000001 — "
+        "10.500 OMR",
+    ]
+
+
+def test_a_cancellation_reads_as_the_invoice_cancelled(client, clerk, make_invoice):
+    named(clerk, "Maryam", "Al-Hinai")
+    invoice = make_invoice()
+    invoice_cancel(invoice=invoice, remarks="Raised for the wrong patient", actor=clerk)
+    client.force_login(clerk)
+
+    rows = history_rows(invoice_page(client, invoice).content.decode())
+
+    assert rows[0] == ("Invoice cancelled by Maryam Al-Hinai — credit note CN-MUSCAT-000001 — "
+                       "28.700 OMR — “Raised for the wrong patient”")
