@@ -70,7 +70,9 @@ def credit_note_create_view(request, pk):
                           preselect=_preselected_lines(invoice, lines, request.GET))
     breakdown = None
     full = request.GET.get("full") == "1"  # "Refund" on the More Action menu: the full refund
-    if request.method == "POST" and form.is_valid():
+    # "Change" on the breakdown posts every choice back (hidden): the form shows them again
+    changing = request.POST.get("action") == "change"
+    if request.method == "POST" and not changing and form.is_valid():
         chosen = form.chosen_lines()
         payment = form.cleaned_data["payment"]
         try:

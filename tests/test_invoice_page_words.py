@@ -5,6 +5,7 @@ sentences, and the cancel refusal that says what is true."""
 
 import re
 from decimal import Decimal
+from html.parser import HTMLParser
 
 from django.template import Context, Template
 from django.urls import reverse
@@ -15,6 +16,9 @@ from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
 from billing.templatetags.history import SENTENCES
 from refunds.services import credit_note_create, invoice_cancel
+
+from .conftest import ledger_state
+from .factories import DisputeReasonFactory
 
 D = Decimal
 
@@ -254,3 +258,107 @@ def test_a_cancellation_reads_as_the_invoice_cancelled(client, clerk, make_invoi
 
     assert rows[0] == ("Invoice cancelled by Maryam Al-Hinai — credit note CN-MUSCAT-000001 — "
                        "28.700 OMR — “Raised for the wrong patient”")
+
+
+# -- Change on the breakdown keeps every choice ----------------------------------------------------
+
+class _Inputs(HTMLParser):
+    """The form's inputs as a browser would post them: {name: value} (ticked boxes only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.values, self._textarea, self._select = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and name != "csrfmiddlewaretoken":
+            kind = attrs.get("type", "text")
+            if kind == "checkbox":
+                if "checked" in attrs and "disabled" not in attrs:
+                    self.values[name] = "on"
+            elif kind != "submit":
+                self.values[name] = attrs.get("value", "")
+        elif tag == "textarea":
+            self._textarea = name
+            self.values[name] = ""
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.values[self._select] = attrs.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            if not self.values[self._textarea]:  # browsers drop the newline after <textarea>
+                data = data.removeprefix("\n")
+            self.values[self._textarea] += data
+
+
+def posted_by_the_page(html: str) -> dict[str, str]:
+    form = html[html.index('<form method="post">'):]  # the page's own form, not the log-out
+    parser = _Inputs()
+    parser.feed(form[:form.index("</form>")])
+    return parser.values
+
+
+def test_change_on_the_breakdown_returns_to_the_form_with_every_choice_kept(
+        client, clerk, make_invoice, pay, reason, cash):
+    other_reason = DisputeReasonFactory(name="Duplicate charge")
+    invoice = make_invoice()
+    first = pay(invoice, "20.000", reference="R-1")
+    pay(invoice, "8.700", reference="R-2")
+    line_a, line_b = lines_of(invoice)
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+    choices = {
+        f"line_{line_a.pk}": "on", f"amount_{line_a.pk}": "5.000",
+        f"line_{line_b.pk}": "on", f"amount_{line_b.pk}": "1.500",
+        "dispute_reason": str(other_reason.pk), "payment": str(first.pk),
+        "remarks": "Charged twice\nfor the same visit",
+    }
+    breakdown = client.post(url, {**choices, "action": "preview"})
+    assert breakdown.context["breakdown"] is not None
+    html = breakdown.content.decode()
+    assert '<button type="submit" name="action" value="change"' in html
+    assert reason.pk != other_reason.pk
+
+    back = client.post(url, {**posted_by_the_page(html), "action": "change"})
+
+    assert back.status_code == 200 and back.context["breakdown"] is None
+    kept = posted_by_the_page(back.content.decode())
+    assert {name: kept.get(name) for name in choices} == {
+        **choices, "remarks": "Charged twice\nfor the same visit"}
+    assert ledger_state_unchanged_by(client, url, kept)
+
+
+def ledger_state_unchanged_by(client, url, data) -> bool:
+    """Going back and forth writes nothing: only Refund now does."""
+    before = ledger_state()
+    client.post(url, {**data, "action": "change"})
+    client.post(url, {**data, "action": "preview"})
+    return ledger_state() == before
+
+
+def test_change_keeps_an_unticked_line_unticked(client, clerk, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, line_b = lines_of(invoice)
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk]) + "?full=1"
+    # the full refund starts with every line ticked; staff untick line B
+    breakdown = client.post(url, {f"line_{line_a.pk}": "on", f"amount_{line_a.pk}": "20.000",
+                                  f"amount_{line_b.pk}": "7.333",
+                                  "dispute_reason": reason.pk, "action": "preview"})
+
+    back = client.post(url, {**posted_by_the_page(breakdown.content.decode()),
+                             "action": "change"})
+
+    kept = posted_by_the_page(back.content.decode())
+    assert kept.get(f"line_{line_a.pk}") == "on"
+    assert f"line_{line_b.pk}" not in kept
