@@ -4,7 +4,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from approvals.rules import open_refund_request_refusal
+from approvals.models import RequestKind
+from approvals.rules import needs_approval, open_refund_request_refusal
 from approvals.selectors import approved_request_lines
 from billing.breakdown import payout_instruction
 from billing.exceptions import BusinessRuleError
@@ -66,8 +67,10 @@ def credit_note_create_view(request, pk):
     """Refund or credit lines: tick lines and amounts, see the breakdown, confirm."""
     invoice = invoice_get_for_user(user=request.user, pk=pk)
     lines = list(invoice.lines.all())
+    approved = _approved_lines(invoice)
     form = CreditNoteForm(request.POST or None, invoice=invoice, lines=lines,
-                          preselect=_preselected_lines(invoice, lines, request.GET))
+                          preselect=_preselected_lines(lines, request.GET, approved),
+                          approved=approved)
     breakdown = None
     full = request.GET.get("full") == "1"  # "Refund" on the More Action menu: the full refund
     # "Change" on the breakdown posts every choice back (hidden): the form shows them again
@@ -98,10 +101,17 @@ def credit_note_create_view(request, pk):
     })
 
 
-def _preselected_lines(invoice, lines, query) -> dict:
+def _approved_lines(invoice) -> dict:
+    """{line id: amount without tax} of the approved refund request this form carries out, if
+    the clinic needs approval and the request proposed lines; else {} (no limit per line)."""
+    if not needs_approval(invoice, RequestKind.REFUND):
+        return {}
+    return approved_request_lines(invoice=invoice)
+
+
+def _preselected_lines(lines, query, approved) -> dict:
     """?full=1 ticks every line with what remains; an approved request with proposed lines
     ticks exactly those."""
-    approved = approved_request_lines(invoice=invoice)
     if approved:
         return approved
     if query.get("full") == "1":

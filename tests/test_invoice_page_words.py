@@ -11,6 +11,7 @@ from django.template import Context, Template
 from django.urls import reverse
 from django.utils.html import escape, strip_tags
 
+from approvals.gate import LINE_NOT_APPROVED
 from approvals.services import refund_request_create, request_approve
 from audit.models import Action, AuditEvent
 from billing.breakdown import CreditLineInput
@@ -362,3 +363,71 @@ def test_change_keeps_an_unticked_line_unticked(client, clerk, make_invoice, pay
     kept = posted_by_the_page(back.content.decode())
     assert kept.get(f"line_{line_a.pk}") == "on"
     assert f"line_{line_b.pk}" not in kept
+
+
+# -- the form shows each approved line's limit up front --------------------------------------------
+
+def approved_for(invoice, clerk, approver, lines=None):
+    request = refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk,
+                                    lines=lines)
+    return request_approve(financial_request=request, actor=approver)
+
+
+def test_the_form_shows_each_approved_lines_limit_and_offers_no_other_line(
+        client, clerk, approver, approval_clinic, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, line_b = lines_of(invoice)
+    approved_for(invoice, clerk, approver, lines=[CreditLineInput(line_a, D("18.000"))])
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+
+    html = client.get(url).content.decode()
+
+    row_a = html[html.index(f'id="id_line_{line_a.pk}"'):html.index("Item 2")]
+    row_b = html[html.index("Item 2"):html.index("</tbody>")]
+    assert "Approved: up to 18.000 OMR" in row_a
+    assert f'name="line_{line_b.pk}"' not in row_b and f'name="amount_{line_b.pk}"' not in row_b
+    assert escape(LINE_NOT_APPROVED.format(line="Item 2")) in row_b
+    assert "Approved: up to" not in row_b
+
+
+def test_a_line_outside_the_approval_posted_anyway_is_refused_plainly(
+        client, clerk, approver, approval_clinic, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, line_b = lines_of(invoice)
+    approved_for(invoice, clerk, approver, lines=[CreditLineInput(line_a, D("18.000"))])
+    client.force_login(clerk)
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+    before = ledger_state()
+
+    for action in ("preview", "confirm"):
+        page = client.post(url, {f"line_{line_a.pk}": "on", f"amount_{line_a.pk}": "5.000",
+                                 f"line_{line_b.pk}": "on", f"amount_{line_b.pk}": "1.000",
+                                 "dispute_reason": reason.pk, "action": action})
+        assert page.status_code == 200
+        assert escape(LINE_NOT_APPROVED.format(line="Item 2")) in page.content.decode()
+    assert ledger_state() == before
+
+
+def test_an_approval_without_lines_sets_no_limit_per_line(
+        client, clerk, approver, approval_clinic, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, line_b = lines_of(invoice)
+    approved_for(invoice, clerk, approver)
+    client.force_login(clerk)
+
+    html = client.get(reverse("refunds:credit_note_create", args=[invoice.pk])).content.decode()
+
+    assert "Approved: up to" not in html
+    assert f'name="line_{line_a.pk}"' in html and f'name="line_{line_b.pk}"' in html
+
+
+def test_a_direct_clinic_shows_no_approved_limit(client, clerk, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    client.force_login(clerk)
+    html = client.get(reverse("refunds:credit_note_create", args=[invoice.pk])).content.decode()
+    assert "Approved: up to" not in html and "not in the approved request" not in html
