@@ -14,8 +14,9 @@ from django.utils.html import escape, strip_tags
 from approvals.gate import LINE_NOT_APPROVED
 from approvals.services import refund_request_create, request_approve
 from audit.models import Action, AuditEvent
-from billing.breakdown import CreditLineInput
+from billing.breakdown import LINE_NOT_ON_INVOICE, LINE_NOTHING_LEFT, CreditLineInput
 from billing.templatetags.history import SENTENCES
+from desk.actions import REFUND_REQUEST
 from refunds.services import credit_note_create, invoice_cancel
 
 from .conftest import ledger_state
@@ -431,3 +432,187 @@ def test_a_direct_clinic_shows_no_approved_limit(client, clerk, make_invoice, pa
     client.force_login(clerk)
     html = client.get(reverse("refunds:credit_note_create", args=[invoice.pk])).content.decode()
     assert "Approved: up to" not in html and "not in the approved request" not in html
+
+
+# -- Refund this line / Credit this line -----------------------------------------------------------
+
+def buttons(client, invoice) -> dict[str, tuple[str, str]]:
+    """{line description: (label, url)} of the lines' own buttons on the invoice page."""
+    page = invoice_page(client, invoice)
+    return {line.description: (line.action.label, line.action.url)
+            for line in page.context["lines"] if line.action}
+
+
+def credit_form_url(invoice, line=None):
+    url = reverse("refunds:credit_note_create", args=[invoice.pk])
+    return f"{url}?line={line.pk}" if line else url
+
+
+def ticked(form) -> dict[str, Decimal]:
+    """{line description: amount} of the lines a form starts with ticked."""
+    return {line.description: amount.value() for line, tick, amount in form.rows()
+            if tick.value()}
+
+
+def test_an_unpaid_invoice_offers_credit_this_line_on_each_line(client, clerk, make_invoice):
+    invoice = make_invoice()
+    line_a, line_b = lines_of(invoice)
+    client.force_login(clerk)
+
+    assert buttons(client, invoice) == {
+        "Item 1": ("Credit this line", credit_form_url(invoice, line_a)),
+        "Item 2": ("Credit this line", credit_form_url(invoice, line_b)),
+    }
+    html = invoice_page(client, invoice).content.decode()
+    assert ">Credit this line<span class=\"visually-hidden\">: Item 1</span></a>" in html
+    assert "Credit lines" in [action.label for action in
+                              invoice_page(client, invoice).context["actions"]
+                              if action.enabled]  # the tick-several flow stays
+
+
+def test_a_paid_invoice_offers_refund_this_line(client, clerk, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    client.force_login(clerk)
+
+    assert {label for label, _ in buttons(client, invoice).values()} == {"Refund this line"}
+
+
+def test_the_label_follows_whether_money_would_go_back(client, clerk, make_invoice, pay):
+    invoice = make_invoice()  # 21.000 + 7.700; 18.700 still owed once 10.000 is paid
+    pay(invoice, "10.000")
+    client.force_login(clerk)
+
+    found = buttons(client, invoice)
+
+    assert found["Item 1"][0] == "Refund this line"  # 21.000 > 18.700: 2.300 goes back
+    assert found["Item 2"][0] == "Credit this line"  # 7.700 only reduces what is owed
+
+
+def test_refund_this_line_opens_the_form_with_that_line_ticked_in_full(
+        client, clerk, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    client.force_login(clerk)
+    _, url = buttons(client, invoice)["Item 2"]
+
+    page = client.get(url)
+
+    assert page.status_code == 200 and page.context["line_refusal"] is None
+    assert ticked(page.context["form"]) == {"Item 2": D("7.333")}
+    # then Complete refund, Refund now, and the value appears under the line's Sub total
+    data = {**posted_by_the_page(page.content.decode()), "dispute_reason": reason.pk}
+    assert "Refund now" in client.post(url, {**data, "action": "preview"}).content.decode()
+    done = client.post(url, {**data, "action": "confirm"}, follow=True)
+    row_b = done.content.decode()
+    row_b = row_b[row_b.index("<td>Item 2"):row_b.index("</tbody>")]
+    assert '<div class="line-credit">Refunded 7.700 OMR</div>' in row_b
+
+
+def test_a_fully_credited_line_has_no_button(client, clerk, make_invoice, reason):
+    invoice = make_invoice()
+    _, line_b = lines_of(invoice)
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
+                       actor=clerk)
+    client.force_login(clerk)
+
+    assert list(buttons(client, invoice)) == ["Item 1"]
+
+
+def test_no_line_has_a_button_where_the_invoice_cannot_be_credited(
+        client, clerk, make_invoice, pay, reason):
+    draft = make_invoice(issue=False)
+    cancelled = make_invoice()
+    invoice_cancel(invoice=cancelled, remarks="Wrong patient", actor=clerk)
+    refunded = make_invoice()
+    pay(refunded, "28.700")
+    credit_note_create(invoice=refunded, full=True, dispute_reason=reason, actor=clerk)
+    client.force_login(clerk)
+
+    for invoice in (draft, cancelled, refunded):
+        assert buttons(client, invoice) == {}, invoice
+        assert "this line" not in invoice_page(client, invoice).content.decode()
+
+
+def test_an_approver_gets_no_line_buttons(client, approver, make_invoice):
+    client.force_login(approver)
+    assert buttons(client, make_invoice()) == {}
+
+
+def test_where_approval_is_needed_the_line_button_opens_the_refund_request(
+        client, clerk, approval_clinic, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, _ = lines_of(invoice)
+    client.force_login(clerk)
+    request_url = reverse("approvals:refund_request_create", args=[invoice.pk])
+    menu = {action.key: action for action in invoice_page(client, invoice).context["actions"]}
+    assert menu[REFUND_REQUEST].enabled and menu[REFUND_REQUEST].url == request_url
+
+    label, url = buttons(client, invoice)["Item 1"]
+
+    assert (label, url) == ("Refund this line", f"{request_url}?line={line_a.pk}")
+    form = client.get(url).context["form"]
+    assert ticked(form) == {"Item 1": D("20.000")}
+
+
+def test_while_a_request_waits_no_line_has_a_button(
+        client, clerk, approval_clinic, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
+    client.force_login(clerk)
+
+    assert buttons(client, invoice) == {}
+
+
+def test_with_an_approved_request_only_its_lines_have_a_button_up_to_the_approval(
+        client, clerk, approver, approval_clinic, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, _ = lines_of(invoice)
+    approved_for(invoice, clerk, approver, lines=[CreditLineInput(line_a, D("18.000"))])
+    client.force_login(clerk)
+
+    found = buttons(client, invoice)
+
+    assert found == {"Item 1": ("Refund this line", credit_form_url(invoice, line_a))}
+    form = client.get(found["Item 1"][1]).context["form"]
+    assert ticked(form) == {"Item 1": D("18.000")}
+
+
+def test_a_line_link_naming_a_line_that_cannot_be_ticked_is_a_plain_message(
+        client, clerk, make_invoice, other_invoice, reason):
+    invoice = make_invoice()
+    _, line_b = lines_of(invoice)
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_b)], dispute_reason=reason,
+                       actor=clerk)
+    foreign = other_invoice.lines.first()
+    client.force_login(clerk)
+    not_on_it = LINE_NOT_ON_INVOICE.format(invoice=invoice)
+    before = ledger_state()
+
+    for value, message in [(foreign.pk, not_on_it), ("abc", not_on_it), ("99999999", not_on_it),
+                           ("", not_on_it), (line_b.pk, LINE_NOTHING_LEFT.format(line=line_b))]:
+        for url in (reverse("refunds:credit_note_create", args=[invoice.pk]),
+                    reverse("approvals:refund_request_create", args=[invoice.pk])):
+            page = client.get(f"{url}?line={value}")
+            assert page.status_code == 200, (url, value)
+            assert page.context["line_refusal"] == message, (url, value)
+            assert escape(message) in page.content.decode()
+            assert ticked(page.context["form"]) == {}, (url, value)
+    assert ledger_state() == before
+
+
+def test_a_line_link_outside_the_approved_request_is_a_plain_message(
+        client, clerk, approver, approval_clinic, make_invoice, pay):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, line_b = lines_of(invoice)
+    approved_for(invoice, clerk, approver, lines=[CreditLineInput(line_a, D("18.000"))])
+    client.force_login(clerk)
+
+    page = client.get(credit_form_url(invoice, line_b))
+
+    assert page.context["line_refusal"] == LINE_NOT_APPROVED.format(line=line_b)
+    assert ticked(page.context["form"]) == {"Item 1": D("18.000")}  # what was approved
