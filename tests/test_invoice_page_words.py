@@ -15,6 +15,8 @@ from approvals.gate import LINE_NOT_APPROVED
 from approvals.services import refund_request_create, request_approve
 from audit.models import Action, AuditEvent
 from billing.breakdown import LINE_NOT_ON_INVOICE, LINE_NOTHING_LEFT, CreditLineInput
+from billing.models import InvoiceStatus
+from billing.rules import CANCEL_NOTHING_LEFT, cancellation_refusal
 from billing.templatetags.history import SENTENCES
 from desk.actions import REFUND_REQUEST
 from refunds.services import credit_note_create, invoice_cancel
@@ -616,3 +618,51 @@ def test_a_line_link_outside_the_approved_request_is_a_plain_message(
 
     assert page.context["line_refusal"] == LINE_NOT_APPROVED.format(line=line_b)
     assert ticked(page.context["form"]) == {"Item 1": D("18.000")}  # what was approved
+
+
+# -- the cancel refusal says what is true ----------------------------------------------------------
+
+def test_a_paid_invoice_is_told_to_refund_instead_and_a_full_refund_closes_it(
+        client, clerk, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "10.000")
+    client.force_login(clerk)
+
+    refused = {action.label: action.refusal
+               for action in invoice_page(client, invoice).context["actions"]}["Cancel Invoice"]
+
+    assert refused == ("Only an invoice nothing has been paid on can be cancelled, and 10.000 OMR "
+                       "paid on Invoice INV-MUSCAT-000001 has not been refunded: refund it "
+                       "instead. A full refund credits the whole invoice.")
+    assert "Refund it first" not in refused
+    # what the sentence promises: the full refund credits everything and closes the invoice
+    credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=clerk)
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.REFUNDED
+    assert invoice.amount_credited == invoice.total and invoice.net_paid == 0
+    assert cancellation_refusal(invoice) == CANCEL_NOTHING_LEFT.format(invoice=invoice)
+
+
+def test_the_request_page_shows_the_same_totals(
+        client, clerk, approver, approval_clinic, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    line_a, _ = lines_of(invoice)
+    request = approved_for(invoice, clerk, approver, lines=[CreditLineInput(line_a, D("5.000"))])
+    credit_note_create(invoice=invoice, lines=[CreditLineInput(line_a, D("5.000"))],
+                       dispute_reason=reason, actor=clerk)
+    client.force_login(approver)
+
+    html = client.get(reverse("approvals:request_detail", args=[request.pk])).content.decode()
+
+    card = [(strip_tags(label), strip_tags(figure)) for label, figure in re.findall(
+        r"<tr><th class=\"ps-3[^\"]*\">(.*?)</th><td class=\"money pe-3\">(.*?)</td></tr>", html)]
+    assert card == [
+        ("Total", "28.700 OMR"),
+        ("Credited (credit notes)", "−5.250 OMR"),
+        ("Total after credits", "23.450 OMR"),
+        ("Paid", "28.700 OMR"),
+        ("of which paid back to the patient (Refunded)", "5.250 OMR"),
+        ("Net paid (paid less refunded)", "−23.450 OMR"),
+        ("Balance due", "0.000 OMR"),
+    ]
