@@ -47,9 +47,9 @@ class RefundRequestForm(LinePickerMixin, forms.Form):
     remarks = _remarks_field(label="Remarks (required)", required=True,
                              placeholder="Why should this invoice be refunded?")
 
-    def __init__(self, *args, invoice, lines, **kwargs):
+    def __init__(self, *args, invoice, lines, preselect=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.add_line_fields(lines=lines, currency=invoice.currency)
+        self.add_line_fields(lines=lines, currency=invoice.currency, preselect=preselect)
 
     def proposed_lines(self):
         """The ticked lines, or None when no line is ticked (the whole refund)."""

@@ -13,7 +13,7 @@ from billing.models import Invoice
 from billing.selectors import spellings, visible_to
 
 from .models import OPEN_STATUSES, FinancialRequest, RequestKind, RequestStatus
-from .rules import APPROVE_PERMISSION
+from .rules import APPROVE_PERMISSION, needs_approval
 
 
 def with_awaiting_approval(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
@@ -115,8 +115,11 @@ def my_decided_requests(*, user, limit: int = 10) -> list[FinancialRequest]:
 
 
 def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
-    """{line id: amount without tax} of the invoice's approved refund request, if it proposed
-    lines: the refund form starts from exactly what was approved."""
+    """{line id: amount without tax} of the invoice's approved refund request, if the clinic
+    needs approval and the request proposed lines: only those lines can be credited, each up to
+    its amount, so the refund form starts from exactly what was approved and says so."""
+    if not needs_approval(invoice, RequestKind.REFUND):
+        return {}
     approved = FinancialRequest.objects.filter(
         invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
     if approved is None:

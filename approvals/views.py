@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.exceptions import BusinessRuleError
+from billing.forms import lines_asked_for
 from billing.pagination import CappedPaginator
 from billing.selectors import invoice_get_for_user
 
@@ -163,8 +164,11 @@ def _submitted(request, financial_request):
 @require_http_methods(["GET", "POST"])
 def refund_request_create_view(request, invoice_pk):
     invoice = invoice_get_for_user(user=request.user, pk=invoice_pk)
+    lines = list(invoice.lines.all())
+    # ?line=<id>: "Refund this line" on the invoice page, where the refund needs approval
+    asked, line_refusal = lines_asked_for(invoice=invoice, lines=lines, query=request.GET)
     form = RefundRequestForm(request.POST if request.method == "POST" else None,
-                             invoice=invoice, lines=invoice.lines.all())
+                             invoice=invoice, lines=lines, preselect=asked)
     if request.method == "POST" and form.is_valid():
         try:
             financial_request = refund_request_create(
@@ -177,6 +181,7 @@ def refund_request_create_view(request, invoice_pk):
             return _submitted(request, financial_request)
     return render(request, "approvals/refund_request_form.html", {
         "invoice": invoice, "form": form,
+        "line_refusal": line_refusal if request.method == "GET" else None,
     })
 
 

@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from .breakdown import CreditLineInput
+from .breakdown import LINE_NOT_ON_INVOICE, LINE_NOTHING_LEFT, CreditLineInput
 from .models import InvoiceStatus, PaymentMethod
 from .money import AmountError, parse_amount, quantum
 
@@ -60,6 +60,22 @@ class LinePickerMixin:
         """The ticked lines, each with its amount without tax (None: all that remains)."""
         return [CreditLineInput(line, self.cleaned_data.get(f"amount_{line.pk}"))
                 for line in self.invoice_lines if self.cleaned_data.get(f"line_{line.pk}")]
+
+
+def lines_asked_for(*, invoice, lines, query) -> tuple[dict, str | None]:
+    """The lines a link asks to tick (`?line=<id>`, from Refund this line / Credit this line):
+    ({line id: all that remains on it}, None), or ({}, the plain reason) when a value names no
+    line of this invoice or a line with nothing left to credit. No `line`: ({}, None)."""
+    by_id = {str(line.pk): line for line in lines}
+    asked: dict = {}
+    for value in query.getlist("line"):
+        line = by_id.get(value.strip())
+        if line is None:
+            return {}, LINE_NOT_ON_INVOICE.format(invoice=invoice)
+        if line.creditable_net <= 0:
+            return {}, LINE_NOTHING_LEFT.format(line=line)
+        asked[line.pk] = line.creditable_net
+    return asked, None
 
 
 class InvoiceFilterForm(forms.Form):

@@ -335,8 +335,13 @@ class Invoice(FSMModelMixin, models.Model):
         return self.amount_paid - self.amount_refunded
 
     @property
+    def total_after_credits(self) -> Decimal:
+        """What the invoice is worth once its credit notes (refunds' included) are taken off."""
+        return self.total - self.amount_credited
+
+    @property
     def balance_due(self) -> Decimal:
-        return self.total - self.amount_credited - self.net_paid
+        return self.total_after_credits - self.net_paid
 
     def money(self, amount: Decimal) -> str:
         return format_money(amount, self.currency)

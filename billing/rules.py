@@ -25,8 +25,11 @@ NOTHING_PAID = (
 
 CANCEL_DRAFT = "A draft has no number and is not cancelled: discard it instead."
 CANCEL_ALREADY = "{invoice} is already cancelled."
+# Refunding what was paid credits the whole invoice (money goes back only once nothing is owed),
+# which then ends refunded: "refund first, then cancel" would send staff round in a circle.
 CANCEL_PAID = (
-    "{amount} paid on {invoice} has not been refunded. Refund it first, then cancel the invoice."
+    "Only an invoice nothing has been paid on can be cancelled, and {amount} paid on {invoice} "
+    "has not been refunded: refund it instead. A full refund credits the whole invoice."
 )
 CANCEL_NOTHING_LEFT = "{invoice} is already fully credited: there is nothing left to cancel."
 

@@ -18,10 +18,17 @@ from approvals.rules import (
     open_requests_of,
     request_refusal,
 )
-from billing.models import Invoice
+from approvals.selectors import approved_request_lines
+from billing.breakdown import CreditLineInput, breakdown_compute
+from billing.exceptions import BusinessRuleError
+from billing.models import Invoice, InvoiceLine, Payment
 from billing.rules import cancellation_refusal, discard_refusal, payment_refusal, refund_refusal
 from refunds.models import Refund
 from refunds.rules import payout_refusal, retry_refusal
+
+# The menu actions a line's own button can stand for.
+CREDIT_LINES = "credit_lines"
+REFUND_REQUEST = "refund_request"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Action:
     method: str = "get"  # "post" for one-click actions
     danger: bool = False
     refusal: str | None = None  # set: shown disabled, with this as the reason
+    key: str = ""  # names the menu actions other buttons lead where they lead
 
     @property
     def enabled(self) -> bool:
@@ -68,12 +76,13 @@ def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
         actions.append(Action("Refund", f"{refund_url}?full=1", refusal=_first(
             lambda: refund_refusal(invoice, full=True), policy(RequestKind.REFUND))))
     if user.has_perm("billing.credit_invoice"):
-        actions.append(Action("Credit lines", refund_url, refusal=_first(
+        actions.append(Action("Credit lines", refund_url, key=CREDIT_LINES, refusal=_first(
             lambda: refund_refusal(invoice), policy(RequestKind.REFUND))))
     if needs_approval(invoice, RequestKind.REFUND) and user.has_perm(SUBMIT_PERMISSION):
         actions.append(Action("Invoice Refund Request", reverse(
-            "approvals:refund_request_create", args=[invoice.pk]), refusal=request_refusal(
-                invoice, RequestKind.REFUND, user, open_requests=open_requests)))
+            "approvals:refund_request_create", args=[invoice.pk]), key=REFUND_REQUEST,
+            refusal=request_refusal(invoice, RequestKind.REFUND, user,
+                                    open_requests=open_requests)))
 
     if user.has_perm("billing.cancel_invoice"):
         actions.append(Action("Cancel Invoice", reverse("refunds:invoice_cancel",
@@ -89,6 +98,41 @@ def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
             refusal=request_refusal(invoice, RequestKind.CANCELLATION, user,
                                     open_requests=open_requests)))
     return actions
+
+
+def line_actions(*, invoice: Invoice, lines: list[InvoiceLine], payments: list[Payment],
+                 menu: list[Action], user) -> dict[int, Action]:
+    """{line id: its button}: "Refund this line" when crediting all that remains on it (or what
+    the approval allows) would pay money back, "Credit this line" when it would only reduce what
+    is owed, as the breakdown works it out. The button leads where the menu (`menu`, from
+    `invoice_actions`) lets lines be credited: the refund form, or the Invoice Refund Request
+    where approval is still needed, with the line ticked. No button when the invoice cannot be
+    credited, the menu offers neither, or on a line with nothing left."""
+    if refund_refusal(invoice):
+        return {}
+    offered = {action.key: action for action in menu if action.enabled and action.key}
+    target = offered.get(CREDIT_LINES) or offered.get(REFUND_REQUEST)
+    if target is None:
+        return {}
+    # carrying out an approved request: only its lines, each up to its amount
+    approved = approved_request_lines(invoice=invoice) if target.key == CREDIT_LINES else {}
+    buttons = {}
+    for line in lines:
+        if line.creditable_net <= 0 or (approved and line.pk not in approved):
+            continue
+        try:
+            breakdown = breakdown_compute(
+                invoice=invoice, invoice_lines=lines, payments=payments,
+                requested=[CreditLineInput(line, approved.get(line.pk))])
+        except BusinessRuleError:
+            continue
+        pays_back = breakdown.post_payment > 0
+        if pays_back and target.key == CREDIT_LINES and not user.has_perm(
+                "billing.refund_invoice"):
+            continue
+        buttons[line.pk] = Action("Refund this line" if pays_back else "Credit this line",
+                                  f"{target.url}?line={line.pk}", key=target.key)
+    return buttons
 
 
 def refund_actions(*, refund: Refund, user) -> list[Action]:

@@ -28,7 +28,7 @@ from refunds.selectors import (
     refunds_sending,
 )
 
-from .actions import invoice_actions, refund_actions
+from .actions import invoice_actions, line_actions, refund_actions
 
 PAGE_SIZE = 25
 
@@ -86,18 +86,23 @@ def invoice_detail(request, pk):
     invoice = invoice_get_for_user(user=request.user, pk=pk)
     credits = line_credit_summary(invoice=invoice)
     lines = list(invoice.lines.all())
+    payments = list(invoice.payments.select_related("method", "recorded_by"))
+    actions = invoice_actions(invoice=invoice, user=request.user)
+    buttons = line_actions(invoice=invoice, lines=lines, payments=payments, menu=actions,
+                           user=request.user)
     for line in lines:
         line.credit_summary = credits.get(line.pk, [])
+        line.action = buttons.get(line.pk)
     refunds = refunds_for_invoice(invoice=invoice)
     for refund in refunds:
         refund.actions = refund_actions(refund=refund, user=request.user)
     return render(request, "billing/invoice_detail.html", {
         "invoice": invoice,
         "lines": lines,
-        "actions": invoice_actions(invoice=invoice, user=request.user),
+        "actions": actions,
         "open_requests": open_requests_for_invoice(invoice=invoice),
         "credit_notes": credit_notes_for_invoice(invoice=invoice),
         "refunds": refunds,
-        "payments": invoice.payments.select_related("method", "recorded_by"),
+        "payments": payments,
         "history": audit_events_for_invoice(invoice=invoice),
     })

@@ -1,11 +1,27 @@
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django import forms
 from django.db.models import F
 
+from approvals.gate import LINE_NOT_APPROVED
 from billing.forms import LinePickerMixin
-from billing.models import DisputeReason, Payment
+from billing.models import DisputeReason, InvoiceLine, Payment
 
 from .models import CreditNoteKind
 from .services import CANCELLATION_REASON
+
+
+@dataclass(frozen=True)
+class CreditRow:
+    """One invoice line on the refund form: its tick box and amount, the most an approved
+    request allows on it (None: no limit), and why it cannot be chosen (None: it can)."""
+
+    line: InvoiceLine
+    tick: forms.BoundField
+    amount: forms.BoundField
+    approved: Decimal | None = None
+    refusal: str | None = None
 
 
 class CreditNoteForm(LinePickerMixin, forms.Form):
@@ -21,8 +37,11 @@ class CreditNoteForm(LinePickerMixin, forms.Form):
     remarks = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False,
                               max_length=1000)
 
-    def __init__(self, *args, invoice, lines, preselect=None, **kwargs):
+    def __init__(self, *args, invoice, lines, preselect=None, approved=None, **kwargs):
+        """`approved`: {line id: amount without tax} of the approved request being carried
+        out, when it proposed lines; only those lines can be credited, each up to its amount."""
         super().__init__(*args, **kwargs)
+        self.approved = approved or {}
         # "Invoice cancelled" is what cancellation credit notes carry, never a refund's reason
         self.fields["dispute_reason"].queryset = DisputeReason.objects.filter(
             is_active=True).exclude(name=CANCELLATION_REASON)
@@ -32,6 +51,16 @@ class CreditNoteForm(LinePickerMixin, forms.Form):
             f"{p.method.name} {invoice.money(p.refundable)} left "
             f"({p.received_at:%d %b %Y}{', ' + p.reference if p.reference else ''})")
         self.add_line_fields(lines=lines, currency=invoice.currency, preselect=preselect)
+
+    def credit_rows(self) -> list[CreditRow]:
+        """The lines with what the approval allows on each, said before anything is tried (the
+        breakdown and the credit note refuse the same with the same sentence)."""
+        if not self.approved:
+            return [CreditRow(line, tick, amount) for line, tick, amount in self.rows()]
+        return [CreditRow(line, tick, amount, approved=self.approved.get(line.pk),
+                          refusal=None if line.pk in self.approved
+                          else LINE_NOT_APPROVED.format(line=line))
+                for line, tick, amount in self.rows()]
 
 
 class CancelForm(forms.Form):

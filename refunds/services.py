@@ -164,7 +164,7 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
                    dispute_reason: DisputeReason | None = None,
                    approval_request: FinancialRequest | None = None) -> CreditNote:
     """Void an issued invoice: a cancellation credit note for the balance, then `cancelled`.
-    Refused while money paid on it has not been refunded."""
+    Refused while money paid on it has not been refunded: such an invoice is refunded instead."""
     remarks = bounded_remarks(remarks)
     with transaction.atomic():
         locked, payments = _lock(invoice)

@@ -4,10 +4,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from approvals.gate import LINE_NOT_APPROVED
 from approvals.rules import open_refund_request_refusal
 from approvals.selectors import approved_request_lines
 from billing.breakdown import payout_instruction
 from billing.exceptions import BusinessRuleError
+from billing.forms import lines_asked_for
 from billing.pagination import CappedPaginator
 from billing.rules import cancellation_refusal
 from billing.selectors import invoice_get_for_user, visible_to
@@ -66,11 +68,15 @@ def credit_note_create_view(request, pk):
     """Refund or credit lines: tick lines and amounts, see the breakdown, confirm."""
     invoice = invoice_get_for_user(user=request.user, pk=pk)
     lines = list(invoice.lines.all())
+    approved = approved_request_lines(invoice=invoice)
+    preselect, line_refusal = _preselected_lines(invoice, lines, request.GET, approved)
     form = CreditNoteForm(request.POST or None, invoice=invoice, lines=lines,
-                          preselect=_preselected_lines(invoice, lines, request.GET))
+                          preselect=preselect, approved=approved)
     breakdown = None
     full = request.GET.get("full") == "1"  # "Refund" on the More Action menu: the full refund
-    if request.method == "POST" and form.is_valid():
+    # "Change" on the breakdown posts every choice back (hidden): the form shows them again
+    changing = request.POST.get("action") == "change"
+    if request.method == "POST" and not changing and form.is_valid():
         chosen = form.chosen_lines()
         payment = form.cleaned_data["payment"]
         try:
@@ -93,18 +99,31 @@ def credit_note_create_view(request, pk):
     return render(request, "refunds/credit_note_form.html", {
         "invoice": invoice, "form": form, "breakdown": breakdown,
         "full": full,
+        # a link naming a line that cannot be ticked: said once, on the form it opened
+        "line_refusal": line_refusal if request.method == "GET" else None,
     })
 
 
-def _preselected_lines(invoice, lines, query) -> dict:
-    """?full=1 ticks every line with what remains; an approved request with proposed lines
-    ticks exactly those."""
-    approved = approved_request_lines(invoice=invoice)
+def _preselected_lines(invoice, lines, query, approved) -> tuple[dict, str | None]:
+    """What the form starts with, and why a line the link asked for was not ticked (or None).
+    ?line=<id> (Refund this line) ticks that line with what remains on it, or with what the
+    approval allows; ?full=1 ticks every line with what remains; an approved request with
+    proposed lines ticks exactly those."""
+    asked, refusal = lines_asked_for(invoice=invoice, lines=lines, query=query)
+    if asked and approved:
+        outside = next((line for line in lines if line.pk in asked and line.pk not in approved),
+                       None)
+        if outside is not None:
+            asked, refusal = {}, LINE_NOT_APPROVED.format(line=outside)
+        asked = {pk: approved[pk] for pk in asked}
+    if asked:
+        return asked, None
     if approved:
-        return approved
+        return approved, refusal
     if query.get("full") == "1":
-        return {line.pk: line.creditable_net for line in lines if line.creditable_net > 0}
-    return {}
+        return ({line.pk: line.creditable_net for line in lines if line.creditable_net > 0},
+                refusal)
+    return {}, refusal
 
 
 def _announce(request, note):

@@ -93,8 +93,14 @@ def test_it_credits_only_the_balance_left_after_a_credit(client, token, invoice,
 def test_it_refuses_while_money_paid_is_not_refunded(client, token, invoice, pay):
     pay(invoice, "10.000")
 
-    mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",
-                   CANCEL_PAID.format(amount="10.000 OMR", invoice=INVOICE))
+    payload = mutate_refused(client, token, INVOICE_CANCEL, variables(invoice), "invoiceCancel",
+                             CANCEL_PAID.format(amount="10.000 OMR", invoice=INVOICE))
+    # refunding what was paid credits the whole invoice, which then ends refunded: the message
+    # says to refund instead, never "refund first, then cancel"
+    assert payload["errors"] == [
+        "Only an invoice nothing has been paid on can be cancelled, and 10.000 OMR paid on "
+        "Invoice INV-MUSCAT-000001 has not been refunded: refund it instead. A full refund "
+        "credits the whole invoice."]
 
 
 def test_it_refuses_a_fully_refunded_invoice(client, token, invoice, pay, reason, clerk):

@@ -260,13 +260,14 @@ def test_cancel_from_the_screen(client, clerk, make_invoice):
     assert invoice.status == InvoiceStatus.CANCELLED
 
 
-def test_cancel_with_money_paid_says_to_refund_first(client, clerk, make_invoice, pay):
+def test_cancel_with_money_paid_says_to_refund_instead(client, clerk, make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "10.000")
     client.force_login(clerk)
     response = client.post(reverse("refunds:invoice_cancel", args=[invoice.pk]),
                            {"remarks": "Duplicate"})
-    assert "Refund it first, then cancel the invoice." in response.content.decode()
+    assert ("10.000 OMR paid on Invoice INV-MUSCAT-000001 has not been refunded: refund it "
+            "instead. A full refund credits the whole invoice.") in response.content.decode()
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PARTIALLY_PAID
 

@@ -1,0 +1,108 @@
+"""History rows in the clinic's words: one sentence per audit action, for instance
+"Refund request submitted by Maryam Al-Hinai — 18.000 OMR — “Charged twice”".
+
+The audit log records facts and knows nothing of the apps above it; how the billing office reads
+those facts is said here, once, for the invoice page and the request page alike
+(templates/_history.html)."""
+
+from string import Formatter
+
+from django import template
+
+from audit.models import Action, AuditEvent
+
+from ..money import format_money
+from .people import person
+
+register = template.Library()
+
+SEPARATOR = " — "
+
+# Each sentence is a series of parts joined by SEPARATOR; a part that names a fact the event
+# does not carry (no amount, no reference…) is left out. The remarks follow, quoted.
+SENTENCES: dict[str, tuple[str, ...]] = {
+    Action.ACCOUNT_CREATED: ("Patient account {object} opened by {actor}",),
+    Action.INVOICE_CREATED: ("Invoice created by {actor}", "{amount}"),
+    Action.INVOICE_ISSUED: ("Invoice {number} issued by {actor}", "{amount}"),
+    Action.INVOICE_DISCARDED: ("Draft discarded by {actor}", "{amount}"),
+    Action.INVOICE_CANCELLED: ("Invoice cancelled by {actor}", "credit note {number}",
+                               "{amount}"),
+    Action.PAYMENT_RECORDED: ("Payment of {amount} recorded by {actor}", "{method}",
+                              "reference {reference}"),
+    Action.CREDIT_NOTE_ISSUED: ("Credit note {number} issued by {actor}", "{amount}", "{reason}"),
+    Action.REFUND_CREATED: ("Refund of {amount} to {method} by {actor}", "{refund_state}"),
+    Action.REFUND_SUCCEEDED: ("Refund of {amount} to {method} confirmed by the gateway",
+                              "reference {reference}"),
+    Action.REFUND_FAILED: ("Refund of {amount} to {method} declined by the gateway",),
+    Action.REFUND_RETRIED: ("Refund of {amount} to {method} sent to the gateway again by {actor}",),
+    Action.REFUND_PAID_OUT: ("Refund of {amount} to {method} paid out by {actor}",),
+    Action.REQUEST_SUBMITTED: ("{request} submitted by {actor}", "{amount}"),
+    Action.REQUEST_APPROVED: ("{request} approved by {actor}",),
+    Action.REQUEST_REJECTED: ("{request} rejected by {actor}",),
+    Action.REQUEST_WITHDRAWN: ("{request} withdrawn by {actor}",),
+    Action.REQUEST_COMPLETED: ("{request} carried out by {actor}", "credit note {credit_note}",
+                               "{amount}"),
+}
+
+# What a new refund waits for, by the state it started in.
+REFUND_STATES = {
+    "pending": "sent to the gateway",
+    "awaiting_payout": "to pay back by hand",
+}
+
+# A request's kind is in the event's details when it was submitted; later events name the
+# request ("Invoice Refund Request #3").
+REQUEST_NAMES = {"refund": "Refund request", "cancellation": "Cancellation request"}
+REQUEST_KINDS_BY_NAME = {"Invoice Refund Request": "refund",
+                         "Invoice Cancellation Request": "cancellation"}
+
+_REFUND_ACTIONS = {Action.REFUND_CREATED, Action.REFUND_SUCCEEDED, Action.REFUND_FAILED,
+                   Action.REFUND_RETRIED, Action.REFUND_PAID_OUT}
+
+
+def _request_name(event: AuditEvent) -> str:
+    kind = (event.data or {}).get("kind") or next(
+        (kind for name, kind in REQUEST_KINDS_BY_NAME.items()
+         if event.object_repr.startswith(name)), "")
+    return REQUEST_NAMES.get(kind, "Request")
+
+
+def _facts(event: AuditEvent) -> dict[str, str]:
+    data = event.data or {}
+    method = str(data.get("method") or "")
+    if not method and event.action in _REFUND_ACTIONS:
+        # a refund is named "Refund 5.250 OMR to Cash" when its event is written
+        method = event.object_repr.partition(" to ")[2]
+    amount = ""
+    if event.amount is not None:
+        amount = (format_money(event.amount, event.currency) if event.currency
+                  else str(event.amount))
+    return {
+        "actor": person(event.actor) or event.actor_username or "the system",
+        "amount": amount,
+        "object": event.object_repr,
+        "number": str(data.get("number") or ""),
+        "method": method,
+        "reference": str(data.get("reference") or ""),
+        "reason": str(data.get("reason") or ""),
+        "credit_note": str(data.get("credit_note") or ""),
+        "refund_state": REFUND_STATES.get(event.to_state, ""),
+        "request": _request_name(event),
+    }
+
+
+def _fields(part: str) -> list[str]:
+    return [name for _, name, _, _ in Formatter().parse(part) if name]
+
+
+@register.filter
+def history_sentence(event: AuditEvent) -> str:
+    """{{ event|history_sentence }} → 'Payment of 40.43 USD recorded by Maryam Al-Hinai — Cash'."""
+    facts = _facts(event)
+    head, *details = SENTENCES.get(event.action) or (str(event.get_action_display()),)
+    sentence = [" ".join(head.format(**facts).split())]  # a fact missing: no double space
+    sentence += [part.format(**facts) for part in details
+                 if all(facts.get(name) for name in _fields(part))]
+    if event.remarks:
+        sentence.append(f"“{event.remarks}”")
+    return SEPARATOR.join(sentence)
