@@ -309,6 +309,7 @@ WEB: dict[str, Page] = {
                                       shows=lambda w: w.cancellation.number),
     "refunds:credit_note_list": Page(GET=signed_in(OK), shows=lambda w: w.credit_note.number),
     "refunds:credit_note_detail": Page(lambda w: {"pk": w.credit_note.pk}, GET=members(OK)),
+    "refunds:credit_note_pdf": Page(lambda w: {"pk": w.credit_note.pk}, GET=members(OK)),
     "refunds:refund_paid_out": Page(
         lambda w: {"pk": w.awaiting_refund.pk},
         GET=POST_ONLY,
