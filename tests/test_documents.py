@@ -1,9 +1,13 @@
-"""Documents: the credit note as a PDF download (WeasyPrint).
+"""Documents: the credit note and the invoice as PDF downloads (WeasyPrint), and the invoice
+page's print rendering.
 
 The PDF's text is read from WeasyPrint's laid-out pages (no PDF text extractor is installed):
 the same HTML and the same layout that `write_pdf()` turns into the downloaded bytes."""
 
+import re
 import socket
+from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
@@ -11,11 +15,14 @@ from weasyprint.formatting_structure import boxes
 
 from approvals.services import refund_request_create, request_approve
 from billing import pdf
+from billing.models import Invoice
 from billing.pdf import FetchRefused, StaticFilesFetcher, html_document
+from desk.documents import INVOICE_TEMPLATE, invoice_document_context
 from refunds.documents import CREDIT_NOTE_TEMPLATE, credit_note_document_context
 from refunds.models import Refund
-from refunds.services import credit_note_create
+from refunds.services import credit_note_create, invoice_cancel
 
+D = Decimal
 BASE_URL = "http://testserver/"
 
 
@@ -63,6 +70,11 @@ def credit_note_lines(note) -> list[str]:
     return document_lines(laid_out(CREDIT_NOTE_TEMPLATE, credit_note_document_context(note)))
 
 
+def invoice_lines(invoice) -> list[str]:
+    invoice = Invoice.objects.get(pk=invoice.pk)
+    return document_lines(laid_out(INVOICE_TEMPLATE, invoice_document_context(invoice)))
+
+
 def assert_pdf_download(response, filename):
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
@@ -73,6 +85,10 @@ def assert_pdf_download(response, filename):
 
 def cn_pdf_url(note):
     return reverse("refunds:credit_note_pdf", args=[note.pk])
+
+
+def invoice_pdf_url(invoice):
+    return reverse("desk:invoice_pdf", args=[invoice.pk])
 
 
 @pytest.fixture
@@ -191,6 +207,186 @@ def test_the_credit_note_page_offers_the_pdf(client, clerk, refunded):
     html = client.get(reverse("refunds:credit_note_detail", args=[refunded.pk])).content.decode()
 
     assert f'href="{cn_pdf_url(refunded)}">Download PDF</a>' in html
+
+
+# -- the invoice -----------------------------------------------------------------------------------
+
+def test_the_invoice_downloads_as_a_pdf_named_after_its_number(client, clerk, make_invoice):
+    invoice = make_invoice()
+    client.force_login(clerk)
+
+    response = client.get(invoice_pdf_url(invoice))
+
+    assert_pdf_download(response, f"{invoice.number}.pdf")
+
+
+def test_the_invoice_pdf_shows_its_lines_and_totals(make_invoice, pay, clerk):
+    invoice = make_invoice()
+    pay(invoice, "10.000")
+
+    lines = invoice_lines(invoice)
+    text = "\n".join(lines)
+
+    assert "Invoice" in lines
+    assert invoice.number in lines
+    for expected in ["Muscat Clinic", "Aisha Al-Balushi", "Account P00001", "Partially paid"]:
+        assert expected in text, expected
+    assert "Item 1 | 2 | 10.000 OMR | VAT 5% | 20.000 OMR | 1.000 OMR | 21.000 OMR" in lines
+    assert "Total | 28.700 OMR" in lines
+    assert "less payments received | −10.000 OMR" in lines
+    assert "Balance due | 18.700 OMR" in lines
+    assert "DRAFT" not in text
+
+
+def test_the_invoice_pdf_totals_add_up_as_written_after_a_refund(make_invoice, pay, reason, clerk):
+    # total − credit notes − payments + paid back = balance due: no money leaves twice
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=clerk)
+
+    lines = invoice_lines(invoice)
+
+    totals = lines[lines.index("Total | 28.700 OMR"):]
+    assert totals[:4] == ["Total | 28.700 OMR", "less credit notes | −28.700 OMR",
+                          "less payments received | −28.700 OMR",
+                          "plus payments paid back | +28.700 OMR"]
+    assert "Balance due | 0.000 OMR" in totals
+    # the refunded value under each line's total
+    assert ("Item 1 | 2 | 10.000 OMR | VAT 5% | 20.000 OMR | 1.000 OMR | 21.000 OMR "
+            "Refunded 21.000 OMR") in lines
+
+
+def test_a_draft_invoice_pdf_is_named_by_its_id_and_marked_draft(client, clerk, make_invoice):
+    draft = make_invoice(issue=False)
+    client.force_login(clerk)
+
+    response = client.get(invoice_pdf_url(draft))
+
+    assert_pdf_download(response, f"draft-{draft.pk}.pdf")
+    text = "\n".join(invoice_lines(draft))
+    assert "Draft invoice" in text
+    assert "DRAFT: this invoice has not been issued." in text
+    assert "DRAFT" in invoice_lines(draft)  # the mark across the page
+
+
+def test_a_cancelled_invoice_pdf_says_so(make_invoice, clerk):
+    invoice = make_invoice()
+    invoice_cancel(invoice=invoice, remarks="Wrong patient", actor=clerk)
+
+    lines = invoice_lines(invoice)
+
+    assert "CANCELLED" in lines
+    assert any(line.startswith("CANCELLED: this invoice was cancelled") for line in lines)
+
+
+def test_another_clinics_invoice_pdf_is_not_found(client, outsider, make_invoice):
+    invoice = make_invoice()
+    client.force_login(outsider)
+
+    assert client.get(invoice_pdf_url(invoice)).status_code == 404
+    assert client.get(reverse("desk:invoice_detail", args=[invoice.pk])).status_code == 404
+
+
+def test_the_invoice_pdf_asks_an_anonymous_visitor_to_sign_in(client, make_invoice):
+    url = invoice_pdf_url(make_invoice())
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={url}"
+
+
+def test_long_amounts_stay_whole_and_on_the_page(make_invoice):
+    # about the largest amounts an invoice takes: all inside the sheet, no number cut in two (when
+    # the sheet is too narrow, only the currency code goes under its number)
+    invoice = make_invoice([("9", "999999999.999"), ("1", "7.333")])
+    assert invoice.money(invoice.total) == "9,450,000,007.691 OMR"
+
+    document = laid_out(INVOICE_TEMPLATE, invoice_document_context(invoice))
+
+    numbers = []
+    for page in document.pages:
+        sheet = page._page_box
+        right_edge = sheet.content_box_x() + sheet.width
+        texts = list(_text_boxes(_children(sheet)[0]))  # the page's content, not its footer
+        assert [(box.text, box.position_x + box.width) for box in texts
+                if box.position_x + box.width > right_edge + 0.5] == [], right_edge
+        numbers += [token for box in texts for token in re.findall(r"[\d,.]*\d[\d,.]*", box.text)
+                    if "," in token or "." in token]
+    assert {"999,999,999.999", "8,999,999,999.991", "450,000,000.000", "9,449,999,999.991",
+            "9,000,000,007.324", "9,450,000,007.691"} <= set(numbers)
+    assert all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d{3}", number) for number in numbers), numbers
+
+
+# -- the invoice page, printed ---------------------------------------------------------------------
+
+class PrintedText(HTMLParser):
+    """The page's text as a browser prints it: without what Bootstrap hides in print
+    (.d-print-none), scripts and the head."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[bool] = []  # per open element: hidden in print?
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        hidden = "d-print-none" in classes or tag in {"script", "head", "style"}
+        self.stack.append(hidden or (bool(self.stack) and self.stack[-1]))
+
+    def handle_endtag(self, tag):
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if not (self.stack and self.stack[-1]) and data.strip():
+            self.parts.append(" ".join(data.split()))
+
+    @classmethod
+    def of(cls, html: str) -> str:
+        parser = cls()
+        parser.feed(html)
+        return "\n".join(parser.parts)
+
+
+def test_the_printed_invoice_page_leaves_out_navigation_actions_and_history(
+        client, named_clerk, make_invoice, pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=named_clerk)
+    client.force_login(named_clerk)
+
+    response = client.get(reverse("desk:invoice_detail", args=[invoice.pk]), follow=True)
+    html = response.content.decode()
+    printed = PrintedText.of(html)
+
+    # on screen: the menu, the actions, the PDF, the history, the payout to-do
+    for on_screen in ["Financial Approval", "More Action", "Download PDF", "History",
+                      "Mark paid out", "then mark it paid out", "Log out"]:
+        assert on_screen in html, on_screen
+        assert on_screen not in printed, on_screen
+    # on paper: the invoice itself
+    for on_paper in [invoice.number, "Aisha Al-Balushi", "Item 1", "Balance due", "0.000 OMR",
+                     "Payments", "Credit notes"]:
+        assert on_paper in printed, on_paper
+    # printed on A4 with the documents' print rules
+    assert 'href="/static/css/documents.css" media="print"' in html
+
+
+def test_the_invoice_page_offers_the_pdf_beside_more_action(client, clerk, make_invoice):
+    invoice = make_invoice()
+    client.force_login(clerk)
+
+    html = client.get(reverse("desk:invoice_detail", args=[invoice.pk])).content.decode()
+
+    link = f'href="{invoice_pdf_url(invoice)}">Download PDF</a>'
+    assert link in html
+    assert html.index(link) < html.index(">More Action</button>")
 
 
 # -- fetching: our static files from disk, nothing else ------------------------------------------
