@@ -4,6 +4,7 @@ page's print rendering.
 The PDF's text is read from WeasyPrint's laid-out pages (no PDF text extractor is installed):
 the same HTML and the same layout that `write_pdf()` turns into the downloaded bytes."""
 
+import logging.config
 import re
 import socket
 from decimal import Decimal
@@ -17,6 +18,7 @@ from approvals.services import refund_request_create, request_approve
 from billing import pdf
 from billing.models import Invoice
 from billing.pdf import FetchRefused, StaticFilesFetcher, html_document
+from config.settings import base
 from desk.documents import INVOICE_TEMPLATE, invoice_document_context
 from refunds.documents import CREDIT_NOTE_TEMPLATE, credit_note_document_context
 from refunds.models import Refund
@@ -456,3 +458,15 @@ def test_a_document_linking_remote_files_makes_no_network_request(monkeypatch):
         "https://example.com/logo.png",
         "http://example.org/pixel.gif",
     ])
+
+
+def test_laying_out_a_pdf_is_not_logged_step_by_step(settings):
+    # production logging (config/settings/base.py): WeasyPrint's progress stays out of the logs,
+    # its warnings (a refused fetch, CSS it cannot use) do not
+    try:
+        logging.config.dictConfig(base.LOGGING)
+        assert not logging.getLogger("weasyprint.progress").isEnabledFor(logging.INFO)
+        assert logging.getLogger("weasyprint").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("billing.pdf").isEnabledFor(logging.WARNING)
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
