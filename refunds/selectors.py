@@ -5,6 +5,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet
+from django.http import Http404
 
 from billing.breakdown import payout_instruction
 from billing.models import Account, Invoice
@@ -75,6 +76,15 @@ def credit_notes_search(*, user, search: str = "", kind: str = "") -> QuerySet[C
                         otherwise=(Q(account__name__icontains=search)
                                    | Q(account__number__icontains=search))))
     return notes.order_by("-issued_at", "-pk")
+
+
+def credit_note_get_for_user(*, user, pk) -> CreditNote:
+    """The credit note, or 404 when it does not exist or belongs to a clinic the user is not in
+    (its page and its PDF answer alike)."""
+    try:
+        return credit_notes_search(user=user).get(pk=pk)
+    except CreditNote.DoesNotExist:
+        raise Http404("No such credit note in your clinics.") from None
 
 
 def refunds_sending(*, user) -> QuerySet[Refund]:

@@ -16,7 +16,7 @@ from billing.selectors import invoice_get_for_user, visible_to
 
 from .forms import CancelForm, CreditNoteFilterForm, CreditNoteForm
 from .models import CreditNote, Refund
-from .selectors import credit_notes_search
+from .selectors import credit_note_get_for_user, credit_notes_search
 from .services import (
     credit_note_create,
     credit_note_preview,
@@ -184,10 +184,7 @@ def credit_note_list(request):
 @login_required
 def credit_note_detail(request, pk):
     """The credit note as a printable document."""
-    try:
-        note = credit_notes_search(user=request.user).get(pk=pk)
-    except CreditNote.DoesNotExist:
-        raise Http404("No such credit note in your clinics.") from None
+    note = credit_note_get_for_user(user=request.user, pk=pk)
     return render(request, "refunds/credit_note_detail.html", {
         "note": note,
         "lines": note.lines.select_related("invoice_line"),

@@ -287,6 +287,7 @@ WEB: dict[str, Page] = {
     "home": Page(GET=signed_in(OK), shows=lambda w: w.invoice.number),
     "desk:invoice_list": Page(GET=signed_in(OK), shows=lambda w: w.invoice.number),
     "desk:invoice_detail": Page(invoice_pk("invoice"), GET=members(OK)),
+    "desk:invoice_pdf": Page(invoice_pk("invoice"), GET=members(OK)),
     "billing:payment_create": Page(
         invoice_pk("invoice"),
         GET=members(OK),
@@ -309,6 +310,7 @@ WEB: dict[str, Page] = {
                                       shows=lambda w: w.cancellation.number),
     "refunds:credit_note_list": Page(GET=signed_in(OK), shows=lambda w: w.credit_note.number),
     "refunds:credit_note_detail": Page(lambda w: {"pk": w.credit_note.pk}, GET=members(OK)),
+    "refunds:credit_note_pdf": Page(lambda w: {"pk": w.credit_note.pk}, GET=members(OK)),
     "refunds:refund_paid_out": Page(
         lambda w: {"pk": w.awaiting_refund.pk},
         GET=POST_ONLY,
