@@ -1,7 +1,8 @@
 """The billing office's pages that bring billing, approvals and refunds together."""
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 
 from approvals.selectors import (
     my_decided_requests,
@@ -79,6 +80,23 @@ def invoice_list(request):
         "short_search": 0 < len(search) < SEARCH_MIN_FRAGMENT,
         "search_min_fragment": SEARCH_MIN_FRAGMENT,
     })
+
+
+@login_required
+def invoice_actions_menu(request, pk):
+    """The More Action items of one invoice, for the invoice list's menu (fetched by htmx when a
+    row is selected): the same entries as on the invoice page. Anything but an htmx request is
+    sent to the invoice page, where the same menu is."""
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    if not request.htmx:
+        response = redirect("desk:invoice_detail", pk=invoice.pk)
+    else:
+        response = render(request, "desk/invoice_actions.html", {
+            "invoice": invoice,
+            "actions": invoice_actions(invoice=invoice, user=request.user),
+        })
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
