@@ -8,7 +8,7 @@ from approvals.selectors import (
     my_decided_requests,
     open_requests_for_invoice,
     requests_awaiting,
-    with_awaiting_approval,
+    with_open_request_states,
 )
 from audit.selectors import audit_events_for_invoice
 from billing.forms import InvoiceFilterForm
@@ -61,12 +61,16 @@ def home(request):
 
 @login_required
 def invoice_list(request):
-    form = InvoiceFilterForm(request.GET or None)
+    """Billing > Invoice: search and filters; a row is selected, then More Action (filled in by
+    `invoice_actions_menu`) acts on it."""
+    form = InvoiceFilterForm(request.GET or None, user=request.user)
     filters = form.cleaned_data if form.is_valid() else {}
-    invoices = with_awaiting_approval(invoice_search(
+    clinic = filters.get("clinic")
+    invoices = with_open_request_states(invoice_search(
         user=request.user,
         search=filters.get("q") or "",
         status=filters.get("status") or "",
+        clinic_id=clinic.pk if clinic else None,
         date_from=filters.get("date_from"),
         date_to=filters.get("date_to"),
     ))
