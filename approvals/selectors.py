@@ -22,6 +22,15 @@ def with_awaiting_approval(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
         invoice=OuterRef("pk"), status=RequestStatus.REQUESTED)))
 
 
+def with_open_request_states(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    """Each invoice carries `awaiting_approval` (a request on it waits for a decision) and
+    `approved_not_carried_out` (a request on it was approved and nobody has carried it out
+    yet): one EXISTS each, so a list shows both badges without a query per row."""
+    return with_awaiting_approval(invoices).annotate(
+        approved_not_carried_out=Exists(FinancialRequest.objects.filter(
+            invoice=OuterRef("pk"), status=RequestStatus.APPROVED)))
+
+
 def requests_for_user(*, user) -> QuerySet[FinancialRequest]:
     """Every request of the user's clinics, newest first, with what a list row shows."""
     return visible_to(FinancialRequest.objects.all(), user=user).select_related(

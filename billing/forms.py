@@ -3,8 +3,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .breakdown import LINE_NOT_ON_INVOICE, LINE_NOTHING_LEFT, CreditLineInput
-from .models import InvoiceStatus, PaymentMethod
+from .models import Clinic, InvoiceStatus, PaymentMethod
 from .money import AmountError, parse_amount, quantum
+from .selectors import clinics_for_user
 
 
 class AmountField(forms.CharField):
@@ -78,16 +79,37 @@ def lines_asked_for(*, invoice, lines, query) -> tuple[dict, str | None]:
     return asked, None
 
 
+NOT_YOUR_CLINIC = "Choose one of your clinics, or All my clinics."
+
+
 class InvoiceFilterForm(forms.Form):
+    """The invoice list's search and filters. The clinic is one of the user's own (another id
+    is refused with NOT_YOUR_CLINIC); the page shows that choice only to staff of several."""
+
     q = forms.CharField(
         required=False, label="Search",
-        widget=forms.TextInput(attrs={"placeholder": "Number, patient name or number"}),
+        widget=forms.TextInput(attrs={"type": "search", "class": "form-control",
+                                      "placeholder": "Number, patient name or number"}),
     )
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *InvoiceStatus.choices])
+    clinic = forms.ModelChoiceField(
+        queryset=Clinic.objects.none(), required=False, empty_label="All my clinics",
+        error_messages={"invalid_choice": NOT_YOUR_CLINIC},
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *InvoiceStatus.choices],
+                               widget=forms.Select(attrs={"class": "form-select"}))
     date_from = forms.DateField(required=False, label="Issued from",
-                                widget=forms.DateInput(attrs={"type": "date"}))
+                                widget=forms.DateInput(attrs={"type": "date",
+                                                              "class": "form-control"}))
     date_to = forms.DateField(required=False, label="Issued to",
-                              widget=forms.DateInput(attrs={"type": "date"}))
+                              widget=forms.DateInput(attrs={"type": "date",
+                                                            "class": "form-control"}))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        clinics = clinics_for_user(user=user).order_by("name", "pk")
+        self.fields["clinic"].queryset = clinics
+        self.several_clinics = clinics.count() > 1
 
 
 class PaymentForm(forms.Form):

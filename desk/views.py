@@ -1,13 +1,14 @@
 """The billing office's pages that bring billing, approvals and refunds together."""
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 
 from approvals.selectors import (
     my_decided_requests,
     open_requests_for_invoice,
     requests_awaiting,
-    with_awaiting_approval,
+    with_open_request_states,
 )
 from audit.selectors import audit_events_for_invoice
 from billing.forms import InvoiceFilterForm
@@ -60,12 +61,16 @@ def home(request):
 
 @login_required
 def invoice_list(request):
-    form = InvoiceFilterForm(request.GET or None)
+    """Billing > Invoice: search and filters; a row is selected, then More Action (filled in by
+    `invoice_actions_menu`) acts on it."""
+    form = InvoiceFilterForm(request.GET or None, user=request.user)
     filters = form.cleaned_data if form.is_valid() else {}
-    invoices = with_awaiting_approval(invoice_search(
+    clinic = filters.get("clinic")
+    invoices = with_open_request_states(invoice_search(
         user=request.user,
         search=filters.get("q") or "",
         status=filters.get("status") or "",
+        clinic_id=clinic.pk if clinic else None,
         date_from=filters.get("date_from"),
         date_to=filters.get("date_to"),
     ))
@@ -79,6 +84,23 @@ def invoice_list(request):
         "short_search": 0 < len(search) < SEARCH_MIN_FRAGMENT,
         "search_min_fragment": SEARCH_MIN_FRAGMENT,
     })
+
+
+@login_required
+def invoice_actions_menu(request, pk):
+    """The More Action items of one invoice, for the invoice list's menu (fetched by htmx when a
+    row is selected): the same entries as on the invoice page. Anything but an htmx request is
+    sent to the invoice page, where the same menu is."""
+    invoice = invoice_get_for_user(user=request.user, pk=pk)
+    if not request.htmx:
+        response = redirect("desk:invoice_detail", pk=invoice.pk)
+    else:
+        response = render(request, "desk/invoice_actions.html", {
+            "invoice": invoice,
+            "actions": invoice_actions(invoice=invoice, user=request.user),
+        })
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required

@@ -288,6 +288,7 @@ WEB: dict[str, Page] = {
     "desk:invoice_list": Page(GET=signed_in(OK), shows=lambda w: w.invoice.number),
     "desk:invoice_detail": Page(invoice_pk("invoice"), GET=members(OK)),
     "desk:invoice_pdf": Page(invoice_pk("invoice"), GET=members(OK)),
+    "desk:invoice_actions": Page(invoice_pk("invoice"), GET=members(OK)),
     "billing:payment_create": Page(
         invoice_pk("invoice"),
         GET=members(OK),

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "bootstrap",
     "django_fsm",
+    "django_htmx",  # request.htmx, and htmx itself served from its static files
     "strawberry_django",
     "oauth2_provider",
     "axes",
@@ -77,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "audit.middleware.AuditContextMiddleware",
     "billing.faults.DatabaseFaultMiddleware",
     "axes.middleware.AxesMiddleware",
