@@ -97,6 +97,8 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The patient list walks the accounts in name order (docs/performance.md).
+        indexes = [models.Index(fields=["name", "id"], name="account_name_idx")]
         constraints = [
             models.UniqueConstraint(fields=["clinic", "number"], name="account_number_unique")
         ]
