@@ -1,10 +1,12 @@
 from django.urls import path
 
-from . import views
+from . import invoicing, views
 
 app_name = "desk"
 
 urlpatterns = [
     path("invoices/", views.invoice_list, name="invoice_list"),
+    path("invoices/new/", invoicing.invoice_new, name="invoice_new"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:pk>/issue/", invoicing.invoice_issue_view, name="invoice_issue"),
 ]
