@@ -273,3 +273,15 @@ def lines_in_order(data: QueryDict) -> QueryDict:
         for name in names:
             ordered.setlist(f"{LINES_PREFIX}-{i}-{name}", rows[j][name])
     return ordered
+
+
+class PatientFilterForm(StyledForm):
+    q = forms.CharField(
+        required=False, max_length=200, label="Search",
+        widget=forms.TextInput(attrs={"type": "search",
+                                      "placeholder": "Patient name or number"}))
+    clinic = ObjectChoiceField(required=False, label="Clinic", empty_label="All my clinics")
+
+    def __init__(self, *args, clinics, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["clinic"].set_objects(clinics, lambda c: c.name)

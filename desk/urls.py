@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import invoicing, views
+from . import invoicing, patients, views
 
 app_name = "desk"
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("invoices/new/", invoicing.invoice_new, name="invoice_new"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
     path("invoices/<int:pk>/issue/", invoicing.invoice_issue_view, name="invoice_issue"),
+    path("patients/", patients.patient_list, name="patient_list"),
+    path("patients/<int:pk>/", patients.patient_detail, name="patient_detail"),
 ]

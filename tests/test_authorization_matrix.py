@@ -303,6 +303,8 @@ WEB: dict[str, Page] = {
         data=new_invoice_of_the_account),
     "desk:invoice_issue": Page(
         invoice_pk("draft"), GET=POST_ONLY, POST=members(REFUSED, clerk=DONE, admin=DONE)),
+    "desk:patient_list": Page(GET=signed_in(OK), shows=lambda w: w.account.number),
+    "desk:patient_detail": Page(lambda w: {"pk": w.account.pk}, GET=members(OK)),
     "billing:payment_create": Page(
         invoice_pk("invoice"),
         GET=members(OK),

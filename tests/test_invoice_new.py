@@ -372,6 +372,7 @@ def test_an_approver_may_not_create_invoices(client, approver, account, vat):
                                       account=account.pk)).status_code == 403
     assert counts() == (0, 1)
     assert "New invoice" not in billing_menu(client)
+    assert "Patients" in billing_menu(client)
 
 
 def test_the_clerk_finds_new_invoice_in_the_menu(as_clerk):
