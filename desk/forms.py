@@ -18,9 +18,7 @@ CHOOSE_CLINIC = "Choose one of your clinics."
 CHOOSE_PATIENT = "Choose the patient: find them by name or number, or add a new patient."
 PATIENT_NOT_IN_CLINIC = "That patient is not an account of {clinic}: find them again."
 QUANTITY_MISSING = "Enter a quantity."
-QUANTITY_NOT_A_NUMBER = (
-    "Enter the quantity with the digits 0-9 and a point for decimals, e.g. 2 or 1.5."
-)
+QUANTITY_NOT_A_NUMBER = "Enter the quantity with digits and a point, e.g. 2 or 1.5."
 QUANTITY_TOO_LARGE = "Enter a quantity below 10,000,000."
 
 # Rows a New invoice form may send: more than a clinic bills at once, few enough to read quickly.
@@ -237,6 +235,12 @@ class LineForm(StyledForm):
 
 
 class BaseLineFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        "missing_management_form": (
+            "The lines did not arrive whole: open New invoice again and enter them again."),
+        "too_many_forms": "An invoice has at most %(num)d lines: split it into several invoices.",
+    }
+
     def __init__(self, *args, clinic: Clinic, services, tax_rates, **kwargs):
         self.line_kwargs = {"currency": clinic.currency, "services": services,
                             "tax_rates": tax_rates}

@@ -253,8 +253,8 @@ def test_a_line_the_form_cannot_read_is_named_by_its_number(as_clerk, account, v
 
     response = as_clerk.post(NEW, data)
 
-    assert problems(response) == [
-        "Line 2: enter the quantity with the digits 0-9 and a point for decimals, e.g. 2 or 1.5."]
+    assert problems(response) == ["Line 2: enter the quantity with digits and a point, e.g. 2 "
+                                  "or 1.5."]
     assert counts() == (0, 1)
 
 
@@ -547,3 +547,23 @@ def test_issuing_is_a_post(as_clerk, make_invoice):
     assert as_clerk.get(issue_url(draft)).status_code == 405
     draft.refresh_from_db()
     assert draft.status == InvoiceStatus.DRAFT
+
+
+TAMPERED = "The lines did not arrive whole: open New invoice again and enter them again."
+
+
+@pytest.mark.parametrize(("total", "expected"), [
+    ("abc", TAMPERED),
+    ("", TAMPERED),
+    ("1000", "An invoice has at most 100 lines: split it into several invoices."),
+    ("-1", NO_LINES),
+])
+def test_a_tampered_line_count_is_refused_plainly(as_clerk, account, vat, total, expected):
+    data = form_data([free_line(tax_rate=vat)], account=account.pk)
+    data["lines-TOTAL_FORMS"] = total
+
+    response = as_clerk.post(NEW, data)
+
+    assert response.status_code == 200
+    assert problems(response) == [expected]
+    assert counts() == (0, 1)
