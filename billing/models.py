@@ -17,7 +17,7 @@ from .money import (
     format_money,
     has_currency_places,
 )
-from .rules import cancellation_refusal
+from .rules import cancellation_refusal, issue_refusal
 
 
 def MoneyField(verbose_name=None, **kwargs):
@@ -97,6 +97,8 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The patient list walks the accounts in name order (docs/performance.md).
+        indexes = [models.Index(fields=["name", "id"], name="account_name_idx")]
         constraints = [
             models.UniqueConstraint(fields=["clinic", "number"], name="account_number_unique")
         ]
@@ -349,7 +351,7 @@ class Invoice(FSMModelMixin, models.Model):
     # -- transitions: guards and the new state only; services lock, save and audit ---------------
 
     @transition(field=status, source=InvoiceStatus.DRAFT, target=InvoiceStatus.ISSUED,
-                conditions=[lambda inv: inv.total > 0],
+                conditions=[lambda inv: issue_refusal(inv) is None],
                 custom={"label": "Issue"})
     def issue(self):
         pass

@@ -16,6 +16,9 @@ PAYMENT_NOT_ALLOWED = "{invoice} cannot take a payment while it is {status}."
 
 DISCARD_NOT_DRAFT = "{invoice} is issued: it cannot be discarded. Cancel it instead."
 
+ALREADY_ISSUED = "{invoice} is already issued."
+ISSUE_ZERO_TOTAL = "An invoice with a total of zero cannot be issued: add a line with a price."
+
 INVOICE_DRAFT = "A draft invoice cannot be credited or refunded: issue it, or discard it."
 INVOICE_CANCELLED = "{invoice} is cancelled: it accepts no refund or credit."
 NOTHING_LEFT = "{invoice} is already fully credited: nothing is left to refund or credit."
@@ -52,6 +55,15 @@ def discard_refusal(invoice) -> str | None:
     """Only a draft can be thrown away: nothing in the ledger refers to it yet."""
     if invoice.status != InvoiceStatus.DRAFT:
         return DISCARD_NOT_DRAFT.format(invoice=invoice)
+    return None
+
+
+def issue_refusal(invoice) -> str | None:
+    """A draft is given its number once it bills something: a total above zero."""
+    if invoice.status != InvoiceStatus.DRAFT:
+        return ALREADY_ISSUED.format(invoice=invoice)
+    if invoice.total <= 0:
+        return ISSUE_ZERO_TOTAL
     return None
 
 

@@ -4,10 +4,13 @@ At a clinic group's scale (millions of invoices) every list must be answered by 
 clinic filter is a list of values known before the scan (`any_of`), a search tries the unique
 numbers before any fragment, and fragments search each column through its own index."""
 
-from django.db.models import Q, QuerySet, Subquery
+from decimal import Decimal
+
+from django.db.models import F, Q, QuerySet, Subquery, Sum
 from django.http import Http404
 
-from .models import Account, Clinic, Invoice
+from .models import Account, Clinic, Invoice, InvoiceStatus, MoneyField
+from .money import ZERO
 
 
 def member_clinic_ids(*, user) -> Subquery:
@@ -99,3 +102,39 @@ def invoice_search(*, user, search: str = "", status: str = "", clinic_id=None,
             otherwise=(Q(account__name__icontains=search)
                        | Q(account__number__icontains=search))))
     return invoices
+
+
+def accounts_for_user(*, user) -> QuerySet[Account]:
+    return visible_to(Account.objects.all(), user=user).select_related("clinic")
+
+
+def account_get_for_user(*, user, pk) -> Account:
+    """The patient account, or 404 when it does not exist or belongs to a clinic the user is
+    not in."""
+    try:
+        return accounts_for_user(user=user).get(pk=pk)
+    except (Account.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such patient in your clinics.") from None
+
+
+def account_search(*, user, search: str = "", clinic_id=None) -> QuerySet[Account]:
+    """The patient list, by name: a search that is exactly a patient number finds just that
+    account (the unique index); otherwise, from 3 characters, every account whose name or
+    number contains it."""
+    accounts = accounts_for_user(user=user).order_by("name", "pk")
+    if clinic_id:
+        accounts = accounts.filter(clinic_id=clinic_id)
+    if search := search.strip():
+        exact = accounts.filter(number__in=spellings(search))
+        if exact.exists() or len(search) < SEARCH_MIN_FRAGMENT:
+            return exact
+        return accounts.filter(Q(name__icontains=search) | Q(number__icontains=search))
+    return accounts
+
+
+def account_open_balance(*, account: Account) -> Decimal:
+    """What the patient still owes: the balance due of their issued invoices, summed."""
+    owed = Invoice.objects.filter(account=account).exclude(status=InvoiceStatus.DRAFT).aggregate(
+        owed=Sum(F("total") - F("amount_credited") - F("amount_paid") + F("amount_refunded"),
+                 output_field=MoneyField()))["owed"]
+    return owed or ZERO

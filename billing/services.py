@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed
 
 from audit.models import Action
 from audit.services import audit_event_record
@@ -23,7 +22,6 @@ from .models import (
     Clinic,
     Invoice,
     InvoiceLine,
-    InvoiceStatus,
     NumberSeries,
     Payment,
     PaymentMethod,
@@ -40,7 +38,9 @@ from .money import (
     minor_units,
 )
 from .numbering import number_take
-from .rules import discard_refusal, payment_refusal
+from .rules import ALREADY_ISSUED as ALREADY_ISSUED
+from .rules import ISSUE_ZERO_TOTAL as ISSUE_ZERO_TOTAL
+from .rules import discard_refusal, issue_refusal, payment_refusal
 
 ACCOUNT_OF_OTHER_CLINIC = "That patient account belongs to another clinic."
 ACCOUNT_INACTIVE = "The account {account} is closed; reopen it before billing it."
@@ -58,8 +58,8 @@ REFERENCE_TOO_LONG = "Keep the reference under 100 characters."
 LINE_PRICE_PLACES = "Line {n}: {currency} prices have at most {places} decimals."
 LINE_TAX_RATE = "Line {n}: choose a tax rate of this clinic."
 LINE_SERVICE = "Line {n}: choose a service of this clinic."
-ALREADY_ISSUED = "{invoice} is already issued."
-ISSUE_ZERO_TOTAL = "An invoice with a total of zero cannot be issued: add a line with a price."
+# invoice_issue's refusals, ALREADY_ISSUED and ISSUE_ZERO_TOTAL, are stated in rules.py beside
+# issue_refusal, the predicate the invoice page asks too; they are imported above under their names.
 AMOUNT_NOT_POSITIVE = "Enter an amount greater than zero."
 AMOUNT_PLACES = "{currency} amounts have at most {places} decimals; {amount} has more."
 METHOD_OF_OTHER_CLINIC = "Choose a payment method of this clinic."
@@ -239,10 +239,8 @@ def invoice_issue(
         invoice = invoice_lock(invoice)
         ensure_can(actor=actor, clinic=invoice.clinic, permission="billing.issue_invoice",
                    action="issue invoices")
-        if invoice.status != InvoiceStatus.DRAFT:
-            raise BusinessRuleError(ALREADY_ISSUED.format(invoice=invoice))
-        if not can_proceed(invoice.issue):
-            raise BusinessRuleError(ISSUE_ZERO_TOTAL)
+        if refusal := issue_refusal(invoice):
+            raise BusinessRuleError(refusal)
         from_state = invoice.status
         invoice.sequence, invoice.number = number_take(
             clinic=invoice.clinic, kind=NumberSeries.Kind.INVOICE

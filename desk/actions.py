@@ -22,7 +22,13 @@ from approvals.selectors import approved_request_lines
 from billing.breakdown import CreditLineInput, breakdown_compute
 from billing.exceptions import BusinessRuleError
 from billing.models import Invoice, InvoiceLine, Payment
-from billing.rules import cancellation_refusal, discard_refusal, payment_refusal, refund_refusal
+from billing.rules import (
+    cancellation_refusal,
+    discard_refusal,
+    issue_refusal,
+    payment_refusal,
+    refund_refusal,
+)
 from refunds.models import Refund
 from refunds.rules import payout_refusal, retry_refusal
 
@@ -55,9 +61,17 @@ def _first(*refusals) -> str | None:
 
 def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
     """The More Action menu of an invoice."""
-    if discard_refusal(invoice) is None:  # a draft: nothing but throwing it away applies yet
-        return [Action("Discard draft", reverse("billing:invoice_discard", args=[invoice.pk]),
-                       method="post", danger=True)] if user.has_perm("billing.add_invoice") else []
+    if discard_refusal(invoice) is None:  # a draft: nothing but issuing or discarding it applies
+        draft_actions = []
+        if user.has_perm("billing.issue_invoice"):
+            draft_actions.append(Action("Issue invoice", reverse("desk:invoice_issue",
+                                                                 args=[invoice.pk]),
+                                        method="post", refusal=issue_refusal(invoice)))
+        if user.has_perm("billing.add_invoice"):
+            draft_actions.append(Action("Discard draft", reverse("billing:invoice_discard",
+                                                                 args=[invoice.pk]),
+                                        method="post", danger=True))
+        return draft_actions
     open_requests = open_requests_of(invoice)
 
     def policy(kind: str):

@@ -100,3 +100,9 @@ def refunds_needing_attention(*, user) -> QuerySet[Refund]:
     return visible_to(Refund.objects.all(), user=user, clinic_path="invoice__clinic").filter(
         status__in=NEEDS_ATTENTION,
     ).select_related("invoice", "invoice__account").order_by("created_at", "pk")
+
+
+def credit_notes_for_account(*, account: Account) -> QuerySet[CreditNote]:
+    """A patient's credit notes, newest first, with the invoice each one reduced."""
+    return CreditNote.objects.filter(account=account).select_related("invoice").order_by(
+        "-issued_at", "-pk")

@@ -279,6 +279,15 @@ def on_the_request(w):
     return {"pk": w.request.pk}
 
 
+def new_invoice_of_the_account(w):
+    """Issue an invoice of one free line to the clinic's patient."""
+    return {"account": w.account.pk, "action": "issue", "lines-TOTAL_FORMS": "1",
+            "lines-INITIAL_FORMS": "0", "lines-MIN_NUM_FORMS": "0",
+            "lines-MAX_NUM_FORMS": "100", "lines-0-description": "Visit",
+            "lines-0-quantity": "1", "lines-0-unit_price": "10.000",
+            "lines-0-tax_rate": w.vat.pk}
+
+
 POST_ONLY = signed_in(METHOD)
 POST_ONLY_WITH_REQUESTER = {**POST_ONLY, REQUESTER: METHOD}
 
@@ -289,6 +298,15 @@ WEB: dict[str, Page] = {
     "desk:invoice_detail": Page(invoice_pk("invoice"), GET=members(OK)),
     "desk:invoice_pdf": Page(invoice_pk("invoice"), GET=members(OK)),
     "desk:invoice_actions": Page(invoice_pk("invoice"), GET=members(OK)),
+    "desk:invoice_new": Page(
+        GET=signed_in(OK, anonymous=LOGIN) | {APPROVER: FORBIDDEN, BILLING_ADMIN: FORBIDDEN},
+        # the outsider bills from their own clinic, and our patient is not one of its accounts
+        POST=members(FORBIDDEN, clerk=DONE, admin=DONE, outsider=REFUSED),
+        data=new_invoice_of_the_account),
+    "desk:invoice_issue": Page(
+        invoice_pk("draft"), GET=POST_ONLY, POST=members(REFUSED, clerk=DONE, admin=DONE)),
+    "desk:patient_list": Page(GET=signed_in(OK), shows=lambda w: w.account.number),
+    "desk:patient_detail": Page(lambda w: {"pk": w.account.pk}, GET=members(OK)),
     "billing:payment_create": Page(
         invoice_pk("invoice"),
         GET=members(OK),

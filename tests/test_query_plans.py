@@ -213,6 +213,11 @@ PAGES = {
     "credit notes by patient": ("group_member", "/billing/credit-notes/?q=zawaw"),
     "credit notes by number fragment": ("clerk", "/billing/credit-notes/?q=-00123"),
     "cancelled invoices": ("group_member", "/billing/invoices/cancelled/"),
+    "patients": ("clerk", "/billing/patients/"),
+    "patients, several clinics": ("group_member", "/billing/patients/"),
+    "patient by number": ("clerk", "/billing/patients/?q={account.number}"),
+    "patients by surname fragment": ("group_member", "/billing/patients/?q=balush"),
+    "a patient's page": ("clerk", "/billing/patients/{account.pk}/"),
 }
 
 

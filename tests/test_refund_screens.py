@@ -53,7 +53,7 @@ def test_more_action_offers_what_a_direct_clinic_allows(client, clerk, make_invo
     pay(paid, "28.700")
     assert menu(client, paid) == ["Refund", "Credit lines"]
     draft = make_invoice(issue=False)
-    assert menu(client, draft) == ["Discard draft"]
+    assert menu(client, draft) == ["Issue invoice", "Discard draft"]
 
 
 def test_more_action_offers_requests_where_approval_is_needed(

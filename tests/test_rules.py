@@ -21,7 +21,7 @@ from billing import rules as billing_rules
 from billing.access import NO_PERMISSION
 from billing.breakdown import CreditLineInput
 from billing.models import Invoice, Policy
-from billing.services import invoice_discard, payment_record
+from billing.services import invoice_discard, invoice_issue, payment_record
 from desk.actions import invoice_actions, refund_actions
 from refunds import rules as refund_rules
 from refunds.models import Refund
@@ -107,6 +107,29 @@ def test_discard_refusal(state, message, invoice_in, clerk, refused):
     if message:
         with refused(message):
             invoice_discard(invoice=invoice, actor=clerk)
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    ("draft", None),
+    ("zero draft", billing_rules.ISSUE_ZERO_TOTAL),
+    ("issued", billing_rules.ALREADY_ISSUED),
+    ("cancelled", billing_rules.ALREADY_ISSUED),
+])
+def test_issue_refusal(state, message, invoice_in, make_invoice, clerk, refused):
+    invoice = fresh(make_invoice([("1", "0.000")], issue=False)) if state == "zero draft" else (
+        invoice_in(state))
+    message = message and message.format(invoice=invoice)
+
+    assert billing_rules.issue_refusal(invoice) == message
+    assert can_proceed(invoice.issue) == (message is None)
+    assert ("Issue invoice" in offered(invoice, clerk)) == (message is None)
+    # on a draft it is shown, disabled with the rule's sentence when it cannot be issued; once
+    # issued it is no longer offered
+    assert menu_of(invoice, clerk).get("Issue invoice", "absent") == (
+        "absent" if state in ("issued", "cancelled") else message)
+    if message:
+        with refused(message):
+            invoice_issue(invoice=invoice, actor=clerk)
 
 
 @pytest.mark.parametrize(("state", "full", "message"), [
