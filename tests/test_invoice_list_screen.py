@@ -245,10 +245,11 @@ def test_an_action_the_invoice_does_not_allow_is_fetched_disabled_with_its_reaso
                                          None)
 
 
-def test_a_draft_fetches_only_discard_as_a_post(as_clerk, make_invoice):
+def test_a_draft_fetches_only_issue_and_discard_as_posts(as_clerk, make_invoice):
     draft = make_invoice(issue=False)
     page = parse(as_clerk.get(actions_url(draft), headers=HTMX))
     assert menu_entries(page) == [
+        ("Issue invoice", reverse("desk:invoice_issue", args=[draft.pk]), "post", None),
         ("Discard draft", reverse("billing:invoice_discard", args=[draft.pk]), "post", None)]
     assert page.one("input", name="csrfmiddlewaretoken")
 
@@ -426,8 +427,9 @@ def test_a_full_page_of_25_invoices_costs_a_bounded_number_of_queries(
                 request_approve(financial_request=request, actor=approver)
     client.force_login(clerk)
     # when the clerk opens the list: 25 rows with their badges, in as many queries as 1 row
-    # (session, user, the menu's count, the clinics, the count, the rows)
-    with django_assert_max_num_queries(6):
+    # (session, user, the menu's count, the menu's permissions (user and group), the clinics,
+    # the count, the rows)
+    with django_assert_max_num_queries(8):
         response = client.get(LIST)
     page = parse(response)
     assert len(page.all("tr", class_="invoice-row")) == 25
