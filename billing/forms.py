@@ -127,5 +127,6 @@ class PaymentForm(forms.Form):
         self.fields["method"].queryset = PaymentMethod.objects.filter(
             clinic=invoice.clinic, is_active=True
         )
-        self.fields["amount"].initial = invoice.balance_due
+        # in the currency's own places: the column keeps three, so 231.00 USD would read 231.000
+        self.fields["amount"].initial = invoice.balance_due.quantize(quantum(invoice.currency))
         self.fields["amount"].currency = invoice.currency

@@ -275,6 +275,14 @@ def test_the_payment_form_shows_the_balance_due(as_clerk, make_invoice, cash):
     assert list(response.context["form"].fields["method"].queryset) == [cash]
 
 
+def test_the_payment_form_offers_the_balance_in_the_currencys_places(client, outsider,
+                                                                     other_invoice):
+    client.force_login(outsider)
+    page = client.get(payment_url(other_invoice)).content.decode()
+    # USD: two places, not the three the column keeps
+    assert f'value="{other_invoice.balance_due:.2f}"' in page
+
+
 def test_the_clerk_records_a_payment_through_the_form(as_clerk, make_invoice, cash, clerk):
     # given an issued invoice of 28.700 OMR
     invoice = make_invoice(issue=True)
