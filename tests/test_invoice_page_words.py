@@ -130,7 +130,7 @@ def named(user, first, last):
 
 def history_rows(html: str) -> list[str]:
     return [" ".join(strip_tags(row).split()) for row in
-            re.findall(r'<span class="history-sentence">(.*?)</span>', html, re.S)]
+            re.findall(r'<div class="history-sentence">(.*?)</div>', html, re.S)]
 
 
 # A typical event of each action, as the services write them (docs/rules.md §6).
@@ -666,3 +666,14 @@ def test_the_request_page_shows_the_same_totals(
         ("Net paid (paid less refunded)", "−23.450 OMR"),
         ("Balance due", "0.000 OMR"),
     ]
+
+
+def test_a_history_sentence_escapes_what_people_typed_and_keeps_amounts_whole(clerk):
+    event = AuditEvent(action=Action.REQUEST_SUBMITTED, actor=clerk, actor_username="clerk",
+                       currency="OMR", amount=D("18.000"), data={"kind": "refund"},
+                       object_repr="Invoice Refund Request #1",
+                       remarks='<script>alert("x")</script> & more')
+    html = Template("{% include '_history.html' %}").render(Context({"events": [event]}))
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more" in html
+    assert '<span class="text-nowrap">18.000 OMR</span>' in html

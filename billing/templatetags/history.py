@@ -8,6 +8,8 @@ those facts is said here, once, for the invoice page and the request page alike
 from string import Formatter
 
 from django import template
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from audit.models import Action, AuditEvent
 
@@ -91,18 +93,32 @@ def _facts(event: AuditEvent) -> dict[str, str]:
     }
 
 
+# Facts that must not break across lines: an amount with its currency, a document number.
+UNBROKEN = {"amount", "number", "credit_note"}
+
+
+def _markup(facts: dict[str, str]) -> dict[str, str]:
+    """The facts as HTML: escaped, and the unbroken ones kept on one line."""
+    return {name: format_html('<span class="text-nowrap">{}</span>', value)
+            if name in UNBROKEN and value else conditional_escape(value)
+            for name, value in facts.items()}
+
+
 def _fields(part: str) -> list[str]:
     return [name for _, name, _, _ in Formatter().parse(part) if name]
 
 
 @register.filter
-def history_sentence(event: AuditEvent) -> str:
-    """{{ event|history_sentence }} → 'Payment of 40.43 USD recorded by Maryam Al-Hinai — Cash'."""
+def history_sentence(event: AuditEvent) -> SafeString:
+    """{{ event|history_sentence }} → 'Payment of 40.43 USD recorded by Maryam Al-Hinai — Cash'
+    (as HTML: amounts and document numbers never break across lines)."""
     facts = _facts(event)
+    markup = _markup(facts)
     head, *details = SENTENCES.get(event.action) or (str(event.get_action_display()),)
-    sentence = [" ".join(head.format(**facts).split())]  # a fact missing: no double space
-    sentence += [part.format(**facts) for part in details
+    sentence = [" ".join(head.format(**markup).split())]  # a fact missing: no double space
+    sentence += [part.format(**markup) for part in details
                  if all(facts.get(name) for name in _fields(part))]
     if event.remarks:
-        sentence.append(f"“{event.remarks}”")
-    return SEPARATOR.join(sentence)
+        sentence.append(f"“{conditional_escape(event.remarks)}”")
+    # every fact and the remarks are escaped above; the sentences are our own text
+    return mark_safe(SEPARATOR.join(sentence))  # noqa: S308  # nosec B308 B703
