@@ -139,9 +139,9 @@ def small_png(png: bytes, path: Path) -> None:
 
 @pytest.fixture
 def open_session(browser, live_server, request) -> Iterator:
-    """open_session(width=1366) → a Session in a fresh browser context. At the end of the test:
-    a screenshot of each session, and a failure for any request to another host or any console
-    error."""
+    """open_session(width=1366, javascript=True) → a Session in a fresh browser context. At the
+    end of the test: a screenshot of each session, and a failure for any request to another host
+    or any console error."""
     contexts = []
     problems: list[str] = []
     live = urlsplit(live_server.url)
@@ -155,8 +155,9 @@ def open_session(browser, live_server, request) -> Iterator:
             problems.append(f"request to another host: {req.url}")
             route.abort()
 
-    def start(width: int = 1366, height: int = 900) -> Session:
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def start(width: int = 1366, height: int = 900, javascript: bool = True) -> Session:
+        context = browser.new_context(viewport={"width": width, "height": height},
+                                      java_script_enabled=javascript)
         context.set_default_timeout(10_000)
         context.route("**/*", guard)
         page = context.new_page()

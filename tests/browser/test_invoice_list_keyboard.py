@@ -1,0 +1,36 @@
+"""The invoice list without a mouse, and without JavaScript: arrows move the selection and Enter
+opens the invoice; with scripts off, the invoice number is still a link to it."""
+
+import re
+
+from playwright.sync_api import expect
+
+
+def test_arrow_keys_select_rows_and_enter_opens_the_invoice(demo, open_session):
+    clerk = open_session().login("clerk")
+    page = clerk.page
+    clerk.goto("/billing/invoices/?status=paid")
+    rows = page.locator("#invoice-table tbody tr")
+    first, second = rows.nth(0), rows.nth(1)
+
+    first.focus()
+    page.keyboard.press("Space")
+    expect(first).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowDown")
+    expect(second).to_have_attribute("aria-selected", "true")
+    expect(first).to_have_attribute("aria-selected", "false")
+    expect(page.locator("#more-action")).to_be_enabled()
+    number = second.get_attribute("data-invoice-number")
+
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=re.compile(re.escape(number)))).to_be_visible()
+
+
+def test_without_javascript_the_number_opens_the_invoice(demo, open_session):
+    clerk = open_session(javascript=False).login("clerk")
+    page = clerk.page
+    clerk.goto("/billing/invoices/?status=issued")
+    link = page.locator("#invoice-table tbody tr").first.get_by_role("link").first
+    number = link.inner_text().strip()
+    link.click()
+    expect(page.get_by_role("heading", name=re.compile(re.escape(number)))).to_be_visible()
