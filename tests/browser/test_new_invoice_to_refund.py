@@ -35,7 +35,7 @@ def test_new_invoice_issued_paid_and_one_line_refunded(demo, open_session):
     page.get_by_label("Unit price, line 2").fill("50.00")
     tax = page.get_by_label("Tax rate, line 2")
     tax.select_option(label=option_label(tax, "VAT 5%"))
-    clerk.screenshot("new-invoice", readme="new-invoice")
+    clerk.screenshot("new-invoice")
     page.get_by_role("button", name="Issue invoice").click()
 
     expect(page.get_by_role("alert").first).to_contain_text("issued")
