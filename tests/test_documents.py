@@ -141,8 +141,8 @@ def test_the_credit_note_pdf_shows_what_the_printed_page_shows(refunded):
     assert "Tax | 1.367 OMR" in lines
     assert "Total credited | 28.700 OMR" in lines
     assert "of which reduced the balance due | 0.000 OMR" in lines
-    assert "of which paid back | 28.700 OMR" in lines
-    assert "Paid back 28.700 OMR to Cash." in lines
+    assert "of which refunded | 28.700 OMR" in lines
+    assert "Refunded 28.700 OMR to Cash." in lines
     # who issued it, by full name, and when
     assert any(line.startswith("Issued by Maryam Al-Hinai on ") for line in lines), lines
     assert "clerk" not in text
@@ -251,7 +251,7 @@ def test_the_invoice_pdf_totals_add_up_as_written_after_a_refund(make_invoice, p
     totals = lines[lines.index("Total | 28.700 OMR"):]
     assert totals[:4] == ["Total | 28.700 OMR", "less credit notes | −28.700 OMR",
                           "less payments received | −28.700 OMR",
-                          "plus payments paid back | +28.700 OMR"]
+                          "plus payments refunded | +28.700 OMR"]
     assert "Balance due | 0.000 OMR" in totals
     # the refunded value under each line's total
     assert ("Item 1 | 2 | 10.000 OMR | VAT 5% | 20.000 OMR | 1.000 OMR | 21.000 OMR "

@@ -85,7 +85,11 @@
   function select(row, options) {
     options = options || {};
     if (options.focus) row.focus();
-    if (row === selectedRow()) return;
+    if (row === selectedRow()) {
+      // selected already: a click or Space again fetches its menu again (after a failed load)
+      if (options.reload) { clearTimeout(loadTimer); loadMenu(row); }
+      return;
+    }
     rows.forEach(function (other) {
       var chosen = other === row;
       other.setAttribute("aria-selected", chosen ? "true" : "false");
@@ -111,7 +115,7 @@
   table.addEventListener("click", function (event) {
     var row = rowOf(event);
     if (!row || event.target.closest(CONTROLS)) return;
-    select(row, {focus: true});
+    select(row, {focus: true, reload: true});
   });
 
   table.addEventListener("dblclick", function (event) {
@@ -134,7 +138,7 @@
       select(next, {focus: true, delay: KEY_DELAY_MS});
     } else if (event.key === " ") {
       event.preventDefault();
-      select(row, {focus: true});
+      select(row, {focus: true, reload: true});
     } else if (event.key === "Enter") {
       event.preventDefault();
       open(row);

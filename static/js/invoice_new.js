@@ -40,4 +40,14 @@
   }
   choices.forEach(function (choice) { choice.addEventListener("change", showChosen); });
   showChosen();
+
+  // Enter in a field would press the form's first button, Find patient, and quietly show the
+  // page again: Enter finds the patient only from the search field, and elsewhere does nothing.
+  var find = form.querySelector("button[name='action'][value='find']");
+  form.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || event.target.tagName !== "INPUT") return;
+    if (event.target.type === "submit" || event.target.type === "button") return;
+    event.preventDefault();
+    if (find && event.target.closest("[data-patient-section='existing']")) find.click();
+  });
 })();

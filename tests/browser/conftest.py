@@ -97,6 +97,8 @@ class Session:
         self.page = page
         self.base_url = base_url
         self.name = name
+        # console errors a test causes on purpose (patterns); any other fails the test
+        self.expected_errors: list[str] = []
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -161,11 +163,17 @@ def open_session(browser, live_server, request) -> Iterator:
         context.set_default_timeout(10_000)
         context.route("**/*", guard)
         page = context.new_page()
-        page.on("console", lambda msg: msg.type == "error" and problems.append(
-            f"console error on {page.url}: {msg.text}"))
+        session = Session(page, live_server.url, f"{request.node.name}-{len(contexts) + 1}")
+
+        def console(msg):
+            if msg.type == "error" and not any(
+                    re.search(expected, msg.text) for expected in session.expected_errors):
+                problems.append(f"console error on {page.url}: {msg.text}")
+
+        page.on("console", console)
         page.on("pageerror", lambda exc: problems.append(f"script error on {page.url}: {exc}"))
         contexts.append(context)
-        return Session(page, live_server.url, f"{request.node.name}-{len(contexts)}")
+        return session
 
     yield start
     SCREENSHOTS.mkdir(exist_ok=True)

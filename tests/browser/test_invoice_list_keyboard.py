@@ -34,3 +34,29 @@ def test_without_javascript_the_number_opens_the_invoice(demo, open_session):
     number = link.inner_text().strip()
     link.click()
     expect(page.get_by_role("heading", name=re.compile(re.escape(number)))).to_be_visible()
+
+
+def test_a_menu_that_failed_to_load_loads_on_the_next_click(demo, open_session):
+    clerk = open_session().login("clerk")
+    page = clerk.page
+    clerk.expected_errors.append("503")  # the failed load below
+    failures = []
+
+    def fail_once(route):
+        if not failures:
+            failures.append(route.request.url)
+            route.fulfill(status=503, body="Try again")
+        else:
+            route.continue_()
+
+    page.route("**/actions/", fail_once)
+    clerk.goto("/billing/invoices/?status=issued")
+    row = page.locator("#invoice-table tbody tr").first
+    row.locator("td").nth(2).click()
+    page.locator("#more-action").click()
+    expect(page.get_by_role("link", name="Open the invoice to see its actions")).to_be_visible()
+
+    row.locator("td").nth(2).click()
+    page.locator("#more-action").click()
+    expect(page.get_by_role("link", name="Record payment")).to_be_visible()
+    assert len(failures) == 1
