@@ -7,7 +7,8 @@ from graphql import GraphQLError
 from strawberry import Info
 from strawberry.types.nodes import SelectedField
 
-from approvals.models import FinancialRequest
+from approvals.models import FinancialRequest, RequestKind
+from approvals.rules import approval_rules
 from billing.models import Clinic, DisputeReason, Invoice, Payment, PaymentMethod, TaxRate
 from billing.selectors import invoice_search, visible_to
 from refunds.models import CreditNote
@@ -15,6 +16,7 @@ from refunds.models import CreditNote
 from .lookups import object_id, user_of
 from .permissions import needs
 from .types import (
+    ApprovalRuleType,
     ClinicType,
     CreditNoteType,
     DisputeReasonType,
@@ -50,7 +52,8 @@ INVOICE_RELATIONS = {
     "creditNotes": "credit_notes__lines",
     "refunds": "refunds",
     "openRequests": Prefetch("requests", queryset=FinancialRequest.objects.select_related(
-        "requested_by", "decided_by", "credit_note")),
+        "requested_by", "decided_by", "credit_note").prefetch_related(
+            "approvals__approved_by")),
 }
 
 
@@ -95,6 +98,15 @@ def _tax_rates(info: Info, clinic_id: strawberry.ID) -> list[TaxRateType]:
 def _payment_methods(info: Info, clinic_id: strawberry.ID) -> list[PaymentMethodType]:
     return list(visible_to(PaymentMethod.objects.all(), user=user_of(info))
                 .filter(clinic_id=_int(clinic_id)).order_by("name"))
+
+
+def _approval_rules(info: Info, clinic_id: strawberry.ID) -> list[ApprovalRuleType]:
+    """The clinic's rules, refunds first then cancellations, each in order."""
+    clinic = visible_to(Clinic.objects.all(), user=user_of(info)).filter(
+        pk=_int(clinic_id)).first()
+    if clinic is None:
+        return []
+    return [rule for kind in RequestKind.values for rule in approval_rules(clinic, kind)]
 
 
 def _dispute_reasons(info: Info) -> list[DisputeReasonType]:
@@ -143,7 +155,7 @@ def _financial_requests(
 ) -> list[FinancialRequestType]:
     first, offset = _page(first, offset)
     requests = visible_to(FinancialRequest.objects.all(), user=user_of(info)).select_related(
-        "requested_by", "decided_by", "credit_note")
+        "requested_by", "decided_by", "credit_note").prefetch_related("approvals__approved_by")
     if clinic_id is not None:
         requests = requests.filter(clinic_id=_int(clinic_id))
     if status is not None:
@@ -162,6 +174,9 @@ class Query:
                                                                 extensions=READ)
     dispute_reasons: list[DisputeReasonType] = strawberry.field(resolver=_dispute_reasons,
                                                                 extensions=READ)
+    approval_rules: list[ApprovalRuleType] = strawberry.field(
+        resolver=_approval_rules, extensions=READ,
+        description="A clinic's approval rules: what will need one or two approvers.")
     invoice: InvoiceType | None = strawberry.field(resolver=_invoice, extensions=READ)
     invoices: list[InvoiceType] = strawberry.field(
         resolver=_invoices, extensions=READ,

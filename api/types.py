@@ -10,6 +10,7 @@ import strawberry
 import strawberry_django
 
 from approvals import models as approval_models
+from approvals.rules import clinic_policy
 from billing import models as billing
 from billing.money import quantum
 from refunds import models as refund_models
@@ -68,13 +69,17 @@ class ClinicType:
     def currency_id(self, root: billing.Clinic) -> str:
         return root.currency
 
-    @strawberry_django.field
+    @strawberry_django.field(description=(
+        "APPROVAL when some refund or credit can need an approver under the clinic's approval "
+        "rules (approvalRules says which), else DIRECT."))
     def refund_policy(self, root: billing.Clinic) -> PolicyEnum:
-        return PolicyEnum(root.refund_policy)
+        return PolicyEnum(clinic_policy(root, approval_models.RequestKind.REFUND))
 
-    @strawberry_django.field
+    @strawberry_django.field(description=(
+        "APPROVAL when some cancellation can need an approver under the clinic's approval "
+        "rules, else DIRECT."))
     def cancellation_policy(self, root: billing.Clinic) -> PolicyEnum:
-        return PolicyEnum(root.cancellation_policy)
+        return PolicyEnum(clinic_policy(root, approval_models.RequestKind.CANCELLATION))
 
 
 @strawberry_django.type(billing.TaxRate, name="TaxRate")
@@ -255,6 +260,49 @@ class CreditNoteType:
         return root.warren_id or None
 
 
+@strawberry.type(name="RequestApproval")
+class RequestApprovalType:
+    by: str = strawberry.field(description="Username of the approver.")
+    at: datetime.datetime
+    remarks: str
+
+
+ApproversEnum = _enum_of(approval_models.Approvers, "Approvers")
+
+
+@strawberry_django.type(approval_models.ApprovalRule, name="ApprovalRule")
+class ApprovalRuleType:
+    """One of a clinic's ordered approval rules: the first whose range (the credit note's
+    total, both ends included; null = open) and dispute reasons (empty = any) match decides."""
+
+    id: strawberry.ID
+    position: int
+
+    @strawberry_django.field
+    def kind(self, root: approval_models.ApprovalRule) -> RequestKindEnum:
+        return RequestKindEnum(root.kind)
+
+    @strawberry_django.field
+    def amount_from(self, root: approval_models.ApprovalRule) -> Decimal | None:
+        return _money(root.amount_from, root.clinic.currency)
+
+    @strawberry_django.field
+    def amount_up_to(self, root: approval_models.ApprovalRule) -> Decimal | None:
+        return _money(root.amount_up_to, root.clinic.currency)
+
+    @strawberry_django.field(description="Names of the dispute reasons it is limited to.")
+    def reasons(self, root: approval_models.ApprovalRule) -> list[str]:
+        return [reason.name for reason in root.reasons.all()]
+
+    @strawberry_django.field
+    def approvers(self, root: approval_models.ApprovalRule) -> ApproversEnum:
+        return ApproversEnum(root.approvers)
+
+    @strawberry_django.field(description="0, 1 or 2.")
+    def approvals_needed(self, root: approval_models.ApprovalRule) -> int:
+        return root.approvers_needed
+
+
 @strawberry_django.type(approval_models.FinancialRequest, name="FinancialRequest")
 class FinancialRequestType:
     id: strawberry.ID
@@ -287,6 +335,21 @@ class FinancialRequestType:
     def credit_note_id(self, root: approval_models.FinancialRequest) -> strawberry.ID | None:
         note = getattr(root, "credit_note", None)
         return _id(note.pk) if note is not None else None
+
+    @strawberry_django.field(description=(
+        "How many different approvers must approve it (1 or 2), from the clinic's approval "
+        "rule when it was submitted."))
+    def approvals_needed(self, root: approval_models.FinancialRequest) -> int:
+        return root.approvals_needed
+
+    @strawberry_django.field(description="The approvals given so far, oldest first.")
+    def approvals(self, root: approval_models.FinancialRequest) -> list[RequestApprovalType]:
+        return [RequestApprovalType(by=a.approved_by.get_username(), at=a.approved_at,
+                                    remarks=a.remarks) for a in root.approvals.all()]
+
+    @strawberry_django.field
+    def dispute_reason_id(self, root: approval_models.FinancialRequest) -> strawberry.ID | None:
+        return _id(root.dispute_reason_id)
 
 
 @strawberry_django.type(billing.Invoice, name="Invoice")

@@ -2,8 +2,43 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 
 from audit.models import AuditEvent
+from billing.admin import ClinicAdmin
+from billing.models import Clinic
 
-from .models import FinancialRequest, FinancialRequestLine
+from .models import ApprovalRule, FinancialRequest, FinancialRequestLine
+
+
+class ApprovalRuleInline(admin.TabularInline):
+    """A clinic's approval rules, for refunds and credits and for cancellations: tried in
+    order of position, the first that matches a credit note's total and reason decides how
+    many approvers it needs."""
+
+    model = ApprovalRule
+    extra = 0
+    fields = ["kind", "position", "amount_from", "amount_up_to", "reasons", "approvers"]
+    filter_horizontal = ["reasons"]
+    ordering = ["kind", "position"]
+    verbose_name_plural = (
+        "Approval rules: per kind, tried in order of position; the first whose amount range "
+        "(the credit note's total, both ends included) and reasons match decides. An action no "
+        "rule matches needs one approver.")
+
+
+admin.site.unregister(Clinic)
+
+
+@admin.register(Clinic)
+class ClinicWithApprovalRulesAdmin(ClinicAdmin):
+    inlines = [*ClinicAdmin.inlines, ApprovalRuleInline]
+
+
+@admin.register(ApprovalRule)
+class ApprovalRuleAdmin(admin.ModelAdmin):
+    list_display = ["clinic", "kind", "position", "amount_from", "amount_up_to", "approvers"]
+    list_filter = ["clinic", "kind", "approvers"]
+    list_select_related = ["clinic"]
+    ordering = ["clinic", "kind", "position"]
+    filter_horizontal = ["reasons"]
 
 
 class FinancialRequestLineInline(admin.TabularInline):

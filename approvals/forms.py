@@ -5,6 +5,7 @@ are the ones staff see."""
 from django import forms
 
 from billing.forms import LinePickerMixin
+from billing.models import CANCELLATION_REASON, DisputeReason
 
 from .models import REMARKS_MAX_LENGTH, RequestStatus
 
@@ -40,15 +41,24 @@ class CancellationRequestForm(forms.Form):
 
 
 class RefundRequestForm(LinePickerMixin, forms.Form):
-    """Remarks, and optionally the lines to refund with amounts without tax. No line ticked
-    asks for the whole refund."""
+    """The dispute reason (the clinic's approval rules may depend on it), remarks, and
+    optionally the lines to refund with amounts without tax. No line ticked asks for the whole
+    refund."""
 
     amount_widget_attrs = {"class": "form-control form-control-sm money"}
+    dispute_reason = forms.ModelChoiceField(
+        queryset=DisputeReason.objects.none(), required=False, label="Dispute reason",
+        empty_label="Not known yet",
+        help_text="Some of the clinic's approval rules depend on it (for example, a duplicate "
+                  "charge may always need an approver).")
     remarks = _remarks_field(label="Remarks (required)", required=True,
                              placeholder="Why should this invoice be refunded?")
 
     def __init__(self, *args, invoice, lines, preselect=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # "Invoice cancelled" is what cancellation credit notes carry, never a refund's reason
+        self.fields["dispute_reason"].queryset = DisputeReason.objects.filter(
+            is_active=True).exclude(name=CANCELLATION_REASON)
         self.add_line_fields(lines=lines, currency=invoice.currency, preselect=preselect)
 
     def proposed_lines(self):

@@ -1,19 +1,22 @@
 """The policy gate every refund, credit and cancellation passes through (screens and API alike).
 
-Direct clinics: staff with the permission act at once. Approval clinics: the action needs the
-invoice's approved request of the right kind; carrying it out completes the request in the same
+Where the clinic's first matching approval rule (by the credit note's total and reason) needs no
+approver, staff with the permission act at once; otherwise the action needs the invoice's
+approved request of the right kind, and carrying it out completes the request in the same
 transaction as the credit note. The rules themselves are in approvals/rules.py."""
+
+from decimal import Decimal
 
 from django.utils import timezone
 
 from audit.models import Action
 from audit.services import audit_event_record
 from billing.exceptions import BusinessRuleError
-from billing.models import Invoice
+from billing.models import DisputeReason, Invoice
 from billing.money import format_money
 
 from .models import OPEN_STATUSES, FinancialRequest
-from .rules import approval_refusal, needs_approval, open_refund_request_refusal
+from .rules import approval_refusal, approval_rule_for, open_refund_request_refusal
 
 LINE_NOT_APPROVED = "“{line}” is not in the approved request: credit only the approved lines."
 LINE_OVER_APPROVED = (
@@ -21,21 +24,32 @@ LINE_OVER_APPROVED = (
 )
 
 
-def approval_required(*, invoice: Invoice, kind: str,
+def approval_required(*, invoice: Invoice, kind: str, amount: Decimal,
+                      reason: DisputeReason | None = None,
                       approval_request: FinancialRequest | None = None, lock: bool = True,
                       ) -> FinancialRequest | None:
-    """The approved request that authorises this action, or None in a direct clinic. Locked
-    (call with the invoice already locked) unless `lock` is False: the breakdown staff see
-    before confirming asks the same question without locking anything."""
+    """The approved request that authorises a credit note of `amount` (its total) for
+    `reason`, or None where the clinic's first matching rule needs no approver and no request
+    of this kind is open on the invoice (an open request is the way the action goes, whatever
+    the amount). Locked (call with the invoice already locked) unless `lock` is False: the
+    breakdown staff see before confirming asks the same question without locking anything."""
     found = FinancialRequest.objects.select_for_update() if lock else FinancialRequest.objects
     if approval_request is not None:
         approval_request = found.get(pk=approval_request.pk)
-    elif needs_approval(invoice, kind):
+    else:
         approval_request = (found.filter(invoice=invoice, kind=kind, status__in=OPEN_STATUSES)
                             .order_by("-pk").first())
-    if refusal := approval_refusal(invoice, kind, approval_request):
+    if refusal := approval_refusal(invoice, kind, approval_request, amount=amount,
+                                   reason=reason):
         raise BusinessRuleError(refusal)
     return approval_request
+
+
+def approval_waiver(*, invoice: Invoice, kind: str, amount: Decimal,
+                    reason: DisputeReason | None = None) -> str:
+    """The rule that let an action go without approval, for its audit event."""
+    rule = approval_rule_for(invoice.clinic, kind, amount=amount, reason=reason)
+    return str(rule) if rule is not None else ""
 
 
 def ensure_no_open_refund_request(*, invoice: Invoice) -> None:

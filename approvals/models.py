@@ -1,9 +1,13 @@
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from billing.models import Clinic, Invoice, InvoiceLine, MoneyField
+from billing.models import Clinic, DisputeReason, Invoice, InvoiceLine, MoneyField
+from billing.money import format_money, has_currency_places, minor_units
 from billing.text import REMARKS_MAX_LENGTH
 
 
@@ -37,6 +41,11 @@ class FinancialRequest(FSMModelMixin, models.Model):
     status = FSMField(max_length=20, choices=RequestStatus, default=RequestStatus.REQUESTED,
                       protected=True)
     remarks = models.TextField(max_length=REMARKS_MAX_LENGTH)
+    # the dispute reason a refund request is for: the clinic's approval rules may depend on it
+    dispute_reason = models.ForeignKey(DisputeReason, null=True, blank=True,
+                                       on_delete=models.PROTECT, related_name="+")
+    # how many different approvers must approve it, from the clinic's rule when it was submitted
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="financial_requests"
     )
@@ -77,6 +86,8 @@ class FinancialRequest(FSMModelMixin, models.Model):
                 name="request_not_decided_by_requester",
             ),
             models.CheckConstraint(condition=~Q(remarks=""), name="request_remarks_required"),
+            models.CheckConstraint(condition=Q(approvals_needed__in=[1, 2]),
+                                   name="request_one_or_two_approvers"),
             models.CheckConstraint(
                 condition=~Q(status=RequestStatus.REJECTED) | ~Q(decision_remarks=""),
                 name="request_rejection_has_remarks",
@@ -131,3 +142,138 @@ class FinancialRequestLine(models.Model):
 
     def __str__(self):
         return f"{self.invoice_line.description}: {self.amount}"
+
+
+class Approvers(models.TextChoices):
+    """What an approval rule asks for the actions it matches."""
+
+    NONE = "none", "None: carried out directly"
+    ONE = "one", "One approver"
+    TWO = "two", "Two different approvers"
+
+
+APPROVERS_NEEDED = {Approvers.NONE: 0, Approvers.ONE: 1, Approvers.TWO: 2}
+APPROVERS_WORDS = {Approvers.NONE: "no approval", Approvers.ONE: "one approver",
+                   Approvers.TWO: "two approvers"}
+
+
+class ApprovalRule(models.Model):
+    """One of a clinic's ordered rules for a kind of action (refund or credit, cancellation):
+    the first whose amount range and reasons match the action decides how many approvers it
+    needs. The amount is the total of the credit note the action would produce, in the clinic's
+    currency; both ends of the range are included ("from 5.000 up to 100.000"), and a missing
+    end is open. Without reasons a rule matches any reason; with reasons, only actions carrying
+    one of them (a cancellation carries its own, "Invoice cancelled")."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="approval_rules")
+    kind = models.CharField(max_length=20, choices=RequestKind)
+    position = models.PositiveSmallIntegerField(
+        help_text="Rules are tried in this order, lowest first; the first that matches decides.")
+    amount_from = MoneyField(
+        null=True, blank=True, verbose_name="from (total, included)",
+        help_text="Matches credit notes of at least this total. Empty: no lower limit.")
+    amount_up_to = MoneyField(
+        null=True, blank=True, verbose_name="up to (total, included)",
+        help_text="Matches credit notes of at most this total. Empty: no upper limit.")
+    reasons = models.ManyToManyField(
+        DisputeReason, blank=True, related_name="+",
+        help_text="Matches only these dispute reasons. Empty: any reason.")
+    approvers = models.CharField(max_length=10, choices=Approvers, verbose_name="needs")
+
+    class Meta:
+        ordering = ["clinic", "kind", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "kind", "position"],
+                                    name="approval_rule_position_unique",
+                                    violation_error_message="Another rule has this position."),
+            models.CheckConstraint(
+                condition=Q(amount_from__isnull=True) | Q(amount_from__gte=0),
+                name="approval_rule_from_not_negative",
+                violation_error_message="The lower limit cannot be negative."),
+            models.CheckConstraint(
+                condition=(Q(amount_from__isnull=True) | Q(amount_up_to__isnull=True)
+                           | Q(amount_up_to__gte=F("amount_from"))),
+                name="approval_rule_range_ordered",
+                violation_error_message="“Up to” must not be below “from”."),
+            models.CheckConstraint(condition=Q(approvers__in=Approvers.values),
+                                   name="approval_rule_approvers_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} rule {self.position}: {self.describe()}"
+
+    def clean(self):
+        if self.clinic_id is None:
+            return
+        currency = self.clinic.currency
+        errors = {
+            name: f"{currency} amounts have {minor_units(currency)} decimals at most."
+            for name in ["amount_from", "amount_up_to"]
+            if getattr(self, name) is not None
+            and not has_currency_places(getattr(self, name), currency)
+        }
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def approvers_needed(self) -> int:
+        return APPROVERS_NEEDED[self.approvers]
+
+    @property
+    def matches_everything(self) -> bool:
+        return (not self.amount_from and self.amount_up_to is None
+                and not self.reasons.all())
+
+    def matches(self, *, amount: Decimal, reason: DisputeReason | None) -> bool:
+        if self.amount_from is not None and amount < self.amount_from:
+            return False
+        if self.amount_up_to is not None and amount > self.amount_up_to:
+            return False
+        reasons = self.reasons.all()  # prefetched by the lookup
+        return not reasons or (reason is not None and reason in reasons)
+
+    def describe(self) -> str:
+        """'from 5.000 OMR up to 100.000 OMR, for Duplicate charge: one approver'."""
+        currency = self.clinic.currency
+        parts = []
+        if self.amount_from is not None:
+            parts.append(f"from {format_money(self.amount_from, currency)}")
+        if self.amount_up_to is not None:
+            parts.append(f"up to {format_money(self.amount_up_to, currency)}")
+        reasons = [reason.name for reason in self.reasons.all()]
+        if reasons:
+            parts.append("for " + " or ".join(reasons))
+        scope = " ".join(parts) if parts else "any amount"
+        return f"{scope}: {APPROVERS_WORDS[self.approvers]}"
+
+
+class RequestApproval(models.Model):
+    """One approver's approval of a request. A request needing two stays requested after the
+    first; the database itself refuses the same approver twice and the requester."""
+
+    request = models.ForeignKey(FinancialRequest, on_delete=models.CASCADE,
+                                related_name="approvals")
+    step = models.PositiveSmallIntegerField()  # 1, then 2
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+    # the request's requester, copied so the database can refuse them as an approver
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     related_name="+")
+    approved_at = models.DateTimeField()
+    remarks = models.TextField(max_length=REMARKS_MAX_LENGTH, blank=True)
+
+    class Meta:
+        ordering = ["request", "step"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "step"], name="request_approval_step_once",
+                                    violation_error_message="This step is approved already."),
+            models.UniqueConstraint(
+                fields=["request", "approved_by"], name="request_approval_once_per_approver",
+                violation_error_message="Each approval must come from a different approver."),
+            models.CheckConstraint(condition=~Q(approved_by=F("requested_by")),
+                                   name="request_approval_not_by_requester"),
+            models.CheckConstraint(condition=Q(step__in=[1, 2]), name="request_approval_step"),
+        ]
+
+    def __str__(self):
+        return f"{self.request} approval {self.step}"

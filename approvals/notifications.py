@@ -106,7 +106,30 @@ def notify_request_decided(*, request_id: int) -> None:
     )
 
 
+def notify_second_approval(*, request_id: int) -> None:
+    """The first of two approvals is in: the clinic's other approvers are asked for the
+    second (neither the requester nor the first approver may give it)."""
+    request = FinancialRequest.objects.select_related(
+        "clinic", "invoice__account", "requested_by").get(pk=request_id)
+    first = request.approvals.select_related("approved_by").first()
+    if first is None:
+        return
+    recipients = [u.email for u in approvers_of(request.clinic, exclude=request.requested_by)
+                  .exclude(pk=first.approved_by_id)]
+    invoice = request.invoice
+    _send(
+        f"[{request.clinic.code}] {request.get_kind_display()} for {invoice.number} needs a "
+        "second approval",
+        f"{first.approved_by.get_full_name() or first.approved_by.get_username()} approved "
+        f"{request.get_kind_display()} #{request.pk} ({invoice.number} — {invoice.account.name})"
+        f"; the clinic's rules need a second, different approver.\n\n"
+        f"Review it on the Financial Approval screen: {request_link(request)}",
+        recipients,
+    )
+
+
 NOTICES = {
     "request_submitted": notify_request_submitted,
     "request_decided": notify_request_decided,
+    "request_second_approval": notify_second_approval,
 }

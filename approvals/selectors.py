@@ -12,8 +12,8 @@ from audit.models import AuditEvent
 from billing.models import Invoice
 from billing.selectors import spellings, visible_to
 
-from .models import OPEN_STATUSES, FinancialRequest, RequestKind, RequestStatus
-from .rules import APPROVE_PERMISSION, needs_approval
+from .models import OPEN_STATUSES, FinancialRequest, RequestApproval, RequestKind, RequestStatus
+from .rules import APPROVE_PERMISSION
 
 
 def with_awaiting_approval(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
@@ -64,7 +64,7 @@ def request_search(*, user, status: str = "", date_from: datetime.date | None = 
                          date_to=date_to, search=search)
     if status:
         requests = requests.filter(status=status)
-    return requests
+    return requests.prefetch_related("approvals")  # "1 of 2 approvals" on a row
 
 
 def request_counts_by_status(*, user, date_from: datetime.date | None = None,
@@ -94,6 +94,8 @@ def requests_awaiting(*, user) -> QuerySet[FinancialRequest]:
         requests_for_user(user=user)
         .filter(status=RequestStatus.REQUESTED)
         .exclude(requested_by=user)
+        .exclude(Exists(RequestApproval.objects.filter(request=OuterRef("pk"),
+                                                       approved_by=user)))
         .filter(Exists(holds_permission))
     )
 
@@ -124,11 +126,9 @@ def my_decided_requests(*, user, limit: int = 10) -> list[FinancialRequest]:
 
 
 def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
-    """{line id: amount without tax} of the invoice's approved refund request, if the clinic
-    needs approval and the request proposed lines: only those lines can be credited, each up to
-    its amount, so the refund form starts from exactly what was approved and says so."""
-    if not needs_approval(invoice, RequestKind.REFUND):
-        return {}
+    """{line id: amount without tax} of the invoice's approved refund request, if the request
+    proposed lines: only those lines can be credited, each up to its amount, so the refund form
+    starts from exactly what was approved and says so."""
     approved = FinancialRequest.objects.filter(
         invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
     if approved is None:

@@ -3,6 +3,8 @@ approver who is not the requester. Each step locks the request, checks its rules
 state machine and writes its audit event in one transaction; emails go out after commit."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,21 +14,35 @@ from audit.services import audit_event_record
 from billing.access import ensure_member
 from billing.breakdown import CreditLineInput, LinePart, breakdown_compute
 from billing.exceptions import BusinessRuleError
-from billing.models import Invoice
-from billing.money import ZERO
+from billing.models import Clinic, DisputeReason, Invoice, Policy
+from billing.money import ZERO, format_money
 from billing.services import invoice_lock
 from billing.text import bounded_remarks
 
 from .models import (
+    ApprovalRule,
+    Approvers,
     FinancialRequest,
     FinancialRequestLine,
+    RequestApproval,
     RequestKind,
 )
 from .notifications import notify_later
-from .rules import decision_refusal, request_refusal, withdraw_refusal
+from .rules import (
+    approval_rule_for,
+    approvers_needed,
+    decision_refusal,
+    request_refusal,
+    withdraw_refusal,
+)
 
 REMARKS_REQUIRED = "Add remarks that explain the request."
 REJECT_REMARKS = "Say why the request is rejected."
+NO_APPROVAL_NEEDED = (
+    "A {what} of {amount} at {clinic} needs no approval (its rule: {rule}): carry it out "
+    "directly from the invoice's More Action menu."
+)
+REASON_INACTIVE = "The dispute reason “{reason}” is no longer in use: choose another."
 
 
 def _clean_remarks(remarks: str | None, *, required_message: str = REMARKS_REQUIRED) -> str:
@@ -42,13 +58,38 @@ def _ensure_may_submit(invoice: Invoice, kind: str, actor) -> None:
         raise BusinessRuleError(refusal)
 
 
-def _create(*, invoice: Invoice, kind: str, remarks: str, actor,
+def _approvals_needed(invoice: Invoice, kind: str, *, breakdown, reason) -> int:
+    """How many approvers the clinic's rules ask for this request's credit note; a request for
+    something that needs none is refused (it is carried out directly instead)."""
+    clinic = invoice.clinic
+    needed = approvers_needed(clinic, kind, amount=breakdown.total, reason=reason)
+    if needed == 0:
+        rule = approval_rule_for(clinic, kind, amount=breakdown.total, reason=reason)
+        raise BusinessRuleError(NO_APPROVAL_NEEDED.format(
+            what="refund or credit" if kind == RequestKind.REFUND else "cancellation",
+            amount=format_money(breakdown.total, invoice.currency), clinic=clinic.name,
+            rule=rule.describe()))
+    return needed
+
+
+def _whole(invoice: Invoice):
+    """The breakdown of crediting everything still creditable on the invoice."""
+    return breakdown_compute(
+        invoice=invoice, invoice_lines=invoice.lines.all(),
+        payments=invoice.payments.select_related("method"),
+        requested=[CreditLineInput(line) for line in invoice.lines.all()
+                   if line.creditable_net > 0])
+
+
+def _create(*, invoice: Invoice, kind: str, remarks: str, actor, approvals_needed: int,
+            dispute_reason: DisputeReason | None = None,
             lines: Sequence[LinePart] = ()) -> FinancialRequest:
     try:
         with transaction.atomic():  # a savepoint: a lost race on the unique index is refused
             financial_request = FinancialRequest.objects.create(
                 clinic=invoice.clinic, invoice=invoice, kind=kind, remarks=remarks,
-                requested_by=actor,
+                requested_by=actor, approvals_needed=approvals_needed,
+                dispute_reason=dispute_reason,
             )
     except IntegrityError:
         _ensure_may_submit(invoice, kind, actor)  # says which request won
@@ -63,7 +104,9 @@ def _create(*, invoice: Invoice, kind: str, remarks: str, actor,
         action=Action.REQUEST_SUBMITTED, to_state=financial_request.status, remarks=remarks,
         amount=sum((part.net for part in lines), ZERO) if lines else None,
         data={"kind": kind, "lines": [{"line": part.invoice_line.pk, "net": str(part.net)}
-                                      for part in lines]},
+                                      for part in lines],
+              "approvals_needed": approvals_needed,
+              **({"reason": dispute_reason.name} if dispute_reason else {})},
     )
     notify_later("request_submitted", request_id=financial_request.pk)
     return financial_request
@@ -75,32 +118,43 @@ def refund_request_create(
     remarks: str,
     actor,
     lines: Sequence[CreditLineInput] | None = None,
+    dispute_reason: DisputeReason | None = None,
 ) -> FinancialRequest:
     """Ask for approval to refund or credit an invoice. With `lines` (amounts without tax, None
-    for all that remains on a line), the approver approves exactly those amounts."""
+    for all that remains on a line), the approver approves exactly those amounts. The clinic's
+    rules, for the credit note this would produce and `dispute_reason`, say how many approvers
+    it needs; one that needs none is refused."""
     remarks = _clean_remarks(remarks)
+    if dispute_reason is not None and not dispute_reason.is_active:
+        raise BusinessRuleError(REASON_INACTIVE.format(reason=dispute_reason.name))
     with transaction.atomic():
         invoice = invoice_lock(invoice)
         _ensure_may_submit(invoice, RequestKind.REFUND, actor)
-        proposed = []
         if lines:
             # the same rules as the refund itself, so nothing unexecutable is approved
             breakdown = breakdown_compute(
                 invoice=invoice, invoice_lines=invoice.lines.all(),
                 payments=invoice.payments.select_related("method"), requested=list(lines))
-            proposed = breakdown.lines
+        else:
+            breakdown = _whole(invoice)
+        needed = _approvals_needed(invoice, RequestKind.REFUND, breakdown=breakdown,
+                                   reason=dispute_reason)
         return _create(invoice=invoice, kind=RequestKind.REFUND, remarks=remarks, actor=actor,
-                       lines=proposed)
+                       approvals_needed=needed, dispute_reason=dispute_reason,
+                       lines=breakdown.lines if lines else ())
 
 
 def cancellation_request_create(*, invoice: Invoice, remarks: str, actor) -> FinancialRequest:
-    """Ask for approval to cancel an issued invoice."""
+    """Ask for approval to cancel an issued invoice. The clinic's cancellation rules, for the
+    credit note the cancellation would produce, say how many approvers it needs."""
     remarks = _clean_remarks(remarks)
     with transaction.atomic():
         invoice = invoice_lock(invoice)
         _ensure_may_submit(invoice, RequestKind.CANCELLATION, actor)
+        needed = _approvals_needed(invoice, RequestKind.CANCELLATION, breakdown=_whole(invoice),
+                                   reason=None)
         return _create(invoice=invoice, kind=RequestKind.CANCELLATION, remarks=remarks,
-                       actor=actor)
+                       actor=actor, approvals_needed=needed)
 
 
 def _lock_request(financial_request: FinancialRequest) -> FinancialRequest:
@@ -115,27 +169,43 @@ def _lock_request(financial_request: FinancialRequest) -> FinancialRequest:
 
 def _decide(*, financial_request: FinancialRequest, actor, remarks: str,
             approve: bool) -> FinancialRequest:
+    """One decision. A rejection by anyone ends the request; an approval is recorded as one of
+    the approvals the request needs, and the last of them approves it."""
     with transaction.atomic():
         financial_request = _lock_request(financial_request)
         ensure_member(actor=actor, clinic=financial_request.clinic)
         if refusal := decision_refusal(financial_request, actor):
             raise BusinessRuleError(refusal)
         from_state = financial_request.status
+        now = timezone.now()
+        data = {}
         if approve:
-            financial_request.approve()
+            step = financial_request.approvals.count() + 1
+            RequestApproval.objects.create(
+                request=financial_request, step=step, approved_by=actor,
+                requested_by_id=financial_request.requested_by_id, approved_at=now,
+                remarks=remarks)
+            data = {"approval": step, "approvals_needed": financial_request.approvals_needed}
+            if step >= financial_request.approvals_needed:
+                financial_request.approve()
         else:
             financial_request.reject()
-        financial_request.decided_by = actor
-        financial_request.decided_at = timezone.now()
-        financial_request.decision_remarks = remarks
+        if financial_request.status != from_state:  # decided: approved at last, or rejected
+            financial_request.decided_by = actor
+            financial_request.decided_at = now
+            financial_request.decision_remarks = remarks
         financial_request.save()
         audit_event_record(
             actor=actor, clinic=financial_request.clinic, invoice=financial_request.invoice,
             obj=financial_request,
             action=Action.REQUEST_APPROVED if approve else Action.REQUEST_REJECTED,
             from_state=from_state, to_state=financial_request.status, remarks=remarks,
+            data=data,
         )
-        notify_later("request_decided", request_id=financial_request.pk)
+        if financial_request.status != from_state:
+            notify_later("request_decided", request_id=financial_request.pk)
+        else:  # the first of two approvals: the clinic's other approvers are asked for theirs
+            notify_later("request_second_approval", request_id=financial_request.pk)
     return financial_request
 
 
@@ -170,3 +240,35 @@ def request_withdraw(*, financial_request: FinancialRequest, actor) -> Financial
             to_state=financial_request.status,
         )
     return financial_request
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One approval rule to set: what it needs, for which totals (both ends included) and
+    reasons (none: any)."""
+
+    approvers: str
+    amount_from: Decimal | None = None
+    amount_up_to: Decimal | None = None
+    reasons: tuple[DisputeReason, ...] = ()
+
+
+def approval_rules_set(*, clinic: Clinic, kind: str, rules: Sequence[RuleSpec]) -> None:
+    """Replace the clinic's rules for `kind` by `rules`, in this order (administrators edit
+    them in the admin; the demo data and data loads use this)."""
+    with transaction.atomic():
+        ApprovalRule.objects.filter(clinic=clinic, kind=kind).delete()
+        for position, spec in enumerate(rules, start=1):
+            rule = ApprovalRule(clinic=clinic, kind=kind, position=position,
+                                approvers=spec.approvers, amount_from=spec.amount_from,
+                                amount_up_to=spec.amount_up_to)
+            rule.full_clean(exclude=["reasons"])
+            rule.save()
+            rule.reasons.set(spec.reasons)
+    clinic.__dict__.pop("_approval_rules", None)  # this clinic object reads them again
+
+
+def approval_policy_set(*, clinic: Clinic, kind: str, policy: str) -> None:
+    """One rule for everything: `direct` needs no approver, `approval` one."""
+    approval_rules_set(clinic=clinic, kind=kind, rules=[
+        RuleSpec(Approvers.NONE if policy == Policy.DIRECT else Approvers.ONE)])

@@ -20,7 +20,7 @@ from .forms import (
     RequestFilterForm,
 )
 from .models import RequestStatus
-from .rules import decision_refusal, withdraw_refusal
+from .rules import APPROVED_ALREADY_BY_YOU, decision_refusal, withdraw_refusal
 from .selectors import (
     request_counts_by_status,
     request_get_for_user,
@@ -101,7 +101,10 @@ def request_detail(request, pk):
         "invoice": invoice,
         "proposed_lines": financial_request.lines.select_related("invoice_line"),
         "history": request_history(financial_request=financial_request),
+        "approvals": financial_request.approvals.select_related("approved_by"),
         "can_decide": decision_refusal(financial_request, request.user) is None,
+        "waiting_note": (APPROVED_ALREADY_BY_YOU if decision_refusal(
+            financial_request, request.user) == APPROVED_ALREADY_BY_YOU else ""),
         "can_withdraw": withdraw_refusal(financial_request, request.user) is None,
         # two forms on one page, each with its own `remarks`: distinct ids, the same name
         "approve_form": ApproveForm(auto_id="approve_%s"),
@@ -118,12 +121,18 @@ def _decide(request, pk, *, form_class, service, outcome: str):
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return _back_to_request(request, financial_request)
     try:
-        service(financial_request=financial_request, actor=request.user,
-                remarks=form.cleaned_data.get("remarks", ""))
+        decided = service(financial_request=financial_request, actor=request.user,
+                          remarks=form.cleaned_data.get("remarks", ""))
     except BusinessRuleError as error:
         messages.error(request, error.message)
         return _back_to_request(request, financial_request)
-    messages.success(request, f"{financial_request} for {financial_request.invoice} {outcome}.")
+    if decided.status == decided.Status.REQUESTED:  # the first of two approvals
+        messages.success(request, (
+            f"{financial_request} for {financial_request.invoice}: your approval is 1 of "
+            f"{decided.approvals_needed}. It now waits for a second, different approver."))
+    else:
+        messages.success(request,
+                         f"{financial_request} for {financial_request.invoice} {outcome}.")
     return _back_to_queue(request)
 
 
@@ -173,7 +182,7 @@ def refund_request_create_view(request, invoice_pk):
         try:
             financial_request = refund_request_create(
                 invoice=invoice, remarks=form.cleaned_data["remarks"], actor=request.user,
-                lines=form.proposed_lines(),
+                lines=form.proposed_lines(), dispute_reason=form.cleaned_data["dispute_reason"],
             )
         except BusinessRuleError as error:
             form.add_error(None, error.message)

@@ -18,17 +18,13 @@ from .services import invoice_issue
 
 @admin.register(Clinic)
 class ClinicAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "currency", "timezone", "refund_policy", "cancellation_policy"]
-    list_filter = ["currency", "refund_policy", "cancellation_policy"]
+    list_display = ["code", "name", "currency", "timezone"]
+    list_filter = ["currency"]
     search_fields = ["code", "name"]
     filter_horizontal = ["members"]
     fieldsets = [
         (None, {"fields": ["code", "name", "currency", "timezone", "address",
                            "tax_registration_number"]}),
-        ("Approval policy", {"fields": ["refund_policy", "cancellation_policy"],
-                             "description": "Direct: staff with the permission act at once. "
-                                            "Approval required: a financial approver must approve "
-                                            "an Invoice Refund or Cancellation Request first."}),
         ("Staff", {"fields": ["members"]}),
     ]
 

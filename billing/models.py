@@ -44,12 +44,16 @@ def validate_timezone(value: str) -> None:
 
 
 class Policy(models.TextChoices):
+    """A clinic's policy for a kind of action, in one word (as the API reports it): whether any
+    such action can need approval under its approval rules."""
+
     DIRECT = "direct", "Direct"
     APPROVAL = "approval", "Approval required"
 
 
 class Clinic(models.Model):
-    """The billing entity: its currency, time zone and approval policy."""
+    """The billing entity: its currency and time zone. Which refunds, credits and
+    cancellations need approval is said by its approval rules (approvals.ApprovalRule)."""
 
     code = models.CharField(
         max_length=20,
@@ -59,8 +63,6 @@ class Clinic(models.Model):
     name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
-    refund_policy = models.CharField(max_length=10, choices=Policy, default=Policy.DIRECT)
-    cancellation_policy = models.CharField(max_length=10, choices=Policy, default=Policy.DIRECT)
     address = models.TextField(blank=True)
     tax_registration_number = models.CharField(max_length=50, blank=True)
     members = models.ManyToManyField(
@@ -70,15 +72,6 @@ class Clinic(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(refund_policy__in=Policy.values), name="clinic_refund_policy_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(cancellation_policy__in=Policy.values),
-                name="clinic_cancellation_policy_valid",
-            ),
-        ]
 
     def __str__(self):
         return f"{self.name} ({self.code})"
@@ -200,6 +193,10 @@ class PaymentMethod(models.Model):
     @property
     def is_gateway(self) -> bool:
         return self.kind == PaymentMethodKind.GATEWAY
+
+
+# The reason every cancellation credit note carries, and no refund or credit may.
+CANCELLATION_REASON = "Invoice cancelled"
 
 
 class DisputeReason(models.Model):

@@ -74,10 +74,13 @@ def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
         return draft_actions
     open_requests = open_requests_of(invoice)
 
-    def policy(kind: str):
-        """The clinic's policy for `kind` now: at once, or with the invoice's approved request."""
-        authorising = open_requests.get(kind) if needs_approval(invoice, kind) else None
-        return lambda: approval_refusal(invoice, kind, authorising)
+    # what crediting everything still creditable would come to (a full refund, a cancellation)
+    remaining = invoice.total - invoice.amount_credited
+
+    def policy(kind: str, amount=None):
+        """The clinic's rules for a credit note of `amount` (None: not known before the form,
+        the smallest credit stands for it): at once, or with the invoice's open request."""
+        return lambda: approval_refusal(invoice, kind, open_requests.get(kind), amount=amount)
 
     actions: list[Action] = []
     if user.has_perm("billing.record_payment"):
@@ -88,7 +91,7 @@ def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
     refund_url = reverse("refunds:credit_note_create", args=[invoice.pk])
     if user.has_perm("billing.refund_invoice"):
         actions.append(Action("Refund", f"{refund_url}?full=1", refusal=_first(
-            lambda: refund_refusal(invoice, full=True), policy(RequestKind.REFUND))))
+            lambda: refund_refusal(invoice, full=True), policy(RequestKind.REFUND, remaining))))
     if user.has_perm("billing.credit_invoice"):
         actions.append(Action("Credit lines", refund_url, key=CREDIT_LINES, refusal=_first(
             lambda: refund_refusal(invoice), policy(RequestKind.REFUND))))
@@ -105,7 +108,7 @@ def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
                                   lambda: cancellation_refusal(invoice),
                                   lambda: open_refund_request_refusal(
                                       invoice, open_requests=open_requests),
-                                  policy(RequestKind.CANCELLATION))))
+                                  policy(RequestKind.CANCELLATION, remaining))))
     if needs_approval(invoice, RequestKind.CANCELLATION) and user.has_perm(SUBMIT_PERMISSION):
         actions.append(Action("Invoice Cancellation Request", reverse(
             "approvals:cancellation_request_create", args=[invoice.pk]),
@@ -119,17 +122,19 @@ def line_actions(*, invoice: Invoice, lines: list[InvoiceLine], payments: list[P
     """{line id: its button}: "Refund this line" when crediting all that remains on it (or what
     the approval allows) would pay money back, "Credit this line" when it would only reduce what
     is owed, as the breakdown works it out. The button leads where the menu (`menu`, from
-    `invoice_actions`) lets lines be credited: the refund form, or the Invoice Refund Request
-    where approval is still needed, with the line ticked. No button when the invoice cannot be
+    `invoice_actions`) lets that line be credited: the refund form when the clinic's approval
+    rules let a credit note of that total go directly (or an approved request covers it), else
+    the Invoice Refund Request, with the line ticked. No button when the invoice cannot be
     credited, the menu offers neither, or on a line with nothing left."""
     if refund_refusal(invoice):
         return {}
     offered = {action.key: action for action in menu if action.enabled and action.key}
-    target = offered.get(CREDIT_LINES) or offered.get(REFUND_REQUEST)
-    if target is None:
+    direct, request = offered.get(CREDIT_LINES), offered.get(REFUND_REQUEST)
+    if direct is None and request is None:
         return {}
+    authorising = open_requests_of(invoice).get(RequestKind.REFUND) if direct else None
     # carrying out an approved request: only its lines, each up to its amount
-    approved = approved_request_lines(invoice=invoice) if target.key == CREDIT_LINES else {}
+    approved = approved_request_lines(invoice=invoice) if authorising else {}
     buttons = {}
     for line in lines:
         if line.creditable_net <= 0 or (approved and line.pk not in approved):
@@ -140,9 +145,14 @@ def line_actions(*, invoice: Invoice, lines: list[InvoiceLine], payments: list[P
                 requested=[CreditLineInput(line, approved.get(line.pk))])
         except BusinessRuleError:
             continue
+        target = request
+        if direct and approval_refusal(invoice, RequestKind.REFUND, authorising,
+                                       amount=breakdown.total) is None:
+            target = direct
+        if target is None:
+            continue
         pays_back = breakdown.post_payment > 0
-        if pays_back and target.key == CREDIT_LINES and not user.has_perm(
-                "billing.refund_invoice"):
+        if pays_back and target is direct and not user.has_perm("billing.refund_invoice"):
             continue
         buttons[line.pk] = Action("Refund this line" if pays_back else "Credit this line",
                                   f"{target.url}?line={line.pk}", key=target.key)

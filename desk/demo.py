@@ -12,8 +12,11 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.models import FinancialRequest
+from approvals.models import ApprovalRule, Approvers, FinancialRequest, RequestKind
+from approvals.rules import approvers_needed, may_need_approval
 from approvals.services import (
+    RuleSpec,
+    approval_rules_set,
     cancellation_request_create,
     refund_request_create,
     request_approve,
@@ -29,7 +32,6 @@ from billing.models import (
     Invoice,
     PaymentMethod,
     PaymentMethodKind,
-    Policy,
     Service,
     TaxRate,
 )
@@ -46,12 +48,26 @@ D = Decimal
 
 CLINICS = [
     {"code": "MUSCAT", "name": "Muscat Family Clinic", "currency": "OMR", "timezone": "Asia/Muscat",
-     "refund_policy": Policy.APPROVAL, "cancellation_policy": Policy.APPROVAL,
      "address": "Way 3021, Al Khuwair, Muscat, Oman"},
     {"code": "AUSTIN", "name": "Austin Health Partners", "currency": "USD",
-     "timezone": "America/Chicago", "refund_policy": Policy.DIRECT,
-     "cancellation_policy": Policy.DIRECT, "address": "1200 Barton Springs Rd, Austin, TX"},
+     "timezone": "America/Chicago", "address": "1200 Barton Springs Rd, Austin, TX"},
 ]
+
+# The clinics' approval rules (a contract the demo and integrators rely on), tried in order:
+# (approvers, from, up to, reasons). MUSCAT: a refund or credit under 5.000 OMR is carried out
+# directly, from 5.000 up to 100.000 needs one approver, above 100.000 two, and "Duplicate
+# charge" needs at least one whatever the amount; cancellations need one. AUSTIN: direct.
+APPROVAL_RULES = {
+    ("MUSCAT", RequestKind.REFUND): [
+        (Approvers.ONE, None, "100.000", ["Duplicate charge"]),
+        (Approvers.NONE, None, "4.999", []),
+        (Approvers.ONE, "5.000", "100.000", []),
+        (Approvers.TWO, "100.001", None, []),
+    ],
+    ("MUSCAT", RequestKind.CANCELLATION): [(Approvers.ONE, None, None, [])],
+    ("AUSTIN", RequestKind.REFUND): [(Approvers.NONE, None, None, [])],
+    ("AUSTIN", RequestKind.CANCELLATION): [(Approvers.NONE, None, None, [])],
+}
 
 # username: (first name, last name, group or None for superuser, clinic codes)
 USERS = {
@@ -114,6 +130,8 @@ def seed_demo(*, password: str | None = None) -> SeedReport:
             report.count("dispute reasons", made)
         users = {name: _user(name, spec, clinics, password, report)
                  for name, spec in USERS.items()}
+        for (code, kind), rules in APPROVAL_RULES.items():
+            _approval_rules(clinics[code], kind, rules, report)
         for clinic in clinics.values():
             _catalogue(clinic, report)
             _invoices(clinic, users, report)
@@ -126,6 +144,22 @@ def _clinic(spec: dict, report: SeedReport) -> Clinic:
     clinic, made = Clinic.objects.get_or_create(code=spec["code"], defaults=spec)
     report.count("clinics", made)
     return clinic
+
+
+def _approval_rules(clinic: Clinic, kind: str, rules, report: SeedReport) -> None:
+    """Set the rules unless the clinic has rules of this kind an administrator wrote (or the
+    migration made from its old policy and the demo has since replaced)."""
+    wanted = [RuleSpec(approvers, D(low) if low else None, D(high) if high else None,
+                       tuple(DisputeReason.objects.get_or_create(name=name)[0]
+                             for name in reasons))
+              for approvers, low, high, reasons in rules]
+    existing = [RuleSpec(rule.approvers, rule.amount_from, rule.amount_up_to,
+                         tuple(rule.reasons.all()))
+                for rule in ApprovalRule.objects.filter(clinic=clinic, kind=kind)
+                .order_by("position").prefetch_related("reasons")]
+    if existing != wanted:
+        approval_rules_set(clinic=clinic, kind=kind, rules=wanted)
+        report.count("approval rules", len(wanted))
 
 
 def _user(username, spec, clinics, password, report) -> User:
@@ -251,7 +285,8 @@ def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport
         return  # made on an earlier run
     rng = random.Random(f"demo-refunds-{clinic.code}")  # noqa: S311 - demo data
     actor = users["clerk"]
-    approve = partial(_approved, clinic=clinic, requester=actor, approver=users["approver"])
+    approve = partial(_approved, clinic=clinic, requester=actor,
+                      approvers=[users["approver"], users["admin"]])
     accounts = list(Account.objects.filter(clinic=clinic).order_by("number"))
     services = list(Service.objects.filter(clinic=clinic).order_by("code"))
     reasons = list(DisputeReason.objects.filter(name__in=DISPUTE_REASONS).order_by("name"))
@@ -283,9 +318,11 @@ def _refund_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport
         if outcome == "credit_then_cancel":
             credit_note_create(invoice=invoice, lines=[CreditLineInput(first_line)],
                                dispute_reason=reason, actor=actor, remarks="Billed twice.",
-                               approval_request=approve(invoice, "refund", "Billed twice."))
+                               approval_request=approve(invoice, "refund", "Billed twice.",
+                                                        reason=reason))
             report.count("credit notes")
-        request = approve(invoice, kind, _STORIES[outcome])
+        request = approve(invoice, kind, _STORIES[outcome],
+                          reason=reason if kind == "refund" else None)
         if outcome in ("refund_line", "refund_line_paid_out"):
             note = credit_note_create(
                 invoice=invoice, lines=[CreditLineInput(first_line, (first_line.net / 2).quantize(
@@ -341,15 +378,23 @@ _STORIES = {
 }
 
 
-def _approved(invoice, kind, remarks, *, clinic, requester, approver):
-    """In a clinic that needs approval: the request, approved by someone else. None if direct."""
-    policy = clinic.refund_policy if kind == "refund" else clinic.cancellation_policy
-    if policy == Policy.DIRECT:
+def _approved(invoice, kind, remarks, *, clinic, requester, approvers, reason=None):
+    """Where the clinic's rules need approval for the whole of what is left on the invoice: the
+    request, approved by as many approvers as it needs. None where none is needed."""
+    invoice.refresh_from_db()
+    amount = invoice.total - invoice.amount_credited
+    if not approvers_needed(clinic, kind, amount=amount, reason=reason):
         return None
-    create = refund_request_create if kind == "refund" else cancellation_request_create
-    financial_request = create(invoice=invoice, remarks=remarks, actor=requester)
-    return request_approve(financial_request=financial_request, actor=approver,
-                           remarks="Checked with the patient.")
+    if kind == "refund":
+        financial_request = refund_request_create(invoice=invoice, remarks=remarks,
+                                                  actor=requester, dispute_reason=reason)
+    else:
+        financial_request = cancellation_request_create(invoice=invoice, remarks=remarks,
+                                                        actor=requester)
+    for approver in approvers[:financial_request.approvals_needed]:
+        financial_request = request_approve(financial_request=financial_request,
+                                            actor=approver, remarks="Checked with the patient.")
+    return financial_request
 
 
 # Requests still open or turned down, on invoices of their own: (kind, status, requester, story)
@@ -366,7 +411,8 @@ REQUEST_SCENARIOS = [
 
 
 def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedReport) -> None:
-    if clinic.refund_policy == Policy.DIRECT and clinic.cancellation_policy == Policy.DIRECT:
+    if not (may_need_approval(clinic, RequestKind.REFUND)
+            or may_need_approval(clinic, RequestKind.CANCELLATION)):
         return
     if FinancialRequest.objects.filter(
         clinic=clinic, status__in=["requested", "rejected", "withdrawn"]
@@ -376,6 +422,7 @@ def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedRepor
     accounts = list(Account.objects.filter(clinic=clinic).order_by("-number"))
     services = list(Service.objects.filter(clinic=clinic).order_by("code"))
     cash = PaymentMethod.objects.get(clinic=clinic, name="Cash")
+    duplicate = DisputeReason.objects.get(name="Duplicate charge")
     approver = users["approver"]
     today = timezone.now().date()
     for n, (kind, status, requester_name, story) in enumerate(REQUEST_SCENARIOS):
@@ -394,13 +441,17 @@ def _request_scenarios(clinic: Clinic, users: dict[str, User], report: SeedRepor
                                invoice.issue_date, datetime.time(10, 0))))
             report.count("payments")
             line = invoice.lines.order_by("position").first()
+            # "Duplicate charge" needs an approver whatever the amount (APPROVAL_RULES)
             request = refund_request_create(invoice=invoice, remarks=story, actor=requester,
-                                            lines=[CreditLineInput(line)] if n % 2 else None)
+                                            lines=[CreditLineInput(line)] if n % 2 else None,
+                                            dispute_reason=duplicate)
         else:
             request = cancellation_request_create(invoice=invoice, remarks=story,
                                                   actor=requester)
         if status == "approved":
-            request_approve(financial_request=request, actor=approver, remarks="Approved.")
+            for decider in [approver, users["admin"]][:request.approvals_needed]:
+                request = request_approve(financial_request=request, actor=decider,
+                                          remarks="Approved.")
         elif status == "rejected":
             request_reject(financial_request=request, actor=approver,
                            remarks="Not covered by the clinic's refund policy.")

@@ -4,6 +4,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 
+from approvals.models import RequestKind
+from approvals.rules import policy_summary
 from approvals.selectors import (
     my_decided_requests,
     open_requests_for_invoice,
@@ -34,6 +36,15 @@ from .actions import invoice_actions, line_actions, refund_actions
 PAGE_SIZE = 25
 
 
+def _with_rule_summaries(clinics):
+    """Each clinic with its approval rules in a few words (Home's "Your clinics")."""
+    clinics = list(clinics)
+    for clinic in clinics:
+        clinic.refund_rules = policy_summary(clinic, RequestKind.REFUND)
+        clinic.cancellation_rules = policy_summary(clinic, RequestKind.CANCELLATION)
+    return clinics
+
+
 @login_required
 def home(request):
     """What needs my attention: requests awaiting my decision, my requests' outcomes, refunds
@@ -50,7 +61,7 @@ def home(request):
         "refunds_attention": attention[:10],
         "refunds_attention_count": count_capped(attention),
         "refunds_sending": refunds_sending(user=request.user)[:10],
-        "clinics": clinics_for_user(user=request.user),
+        "clinics": _with_rule_summaries(clinics_for_user(user=request.user)),
         "open_invoices": open_invoices[:10],
         "open_count": count_capped(open_invoices),
         "drafts": invoices_for_user(user=request.user).filter(

@@ -18,6 +18,7 @@ from approvals.gate import (
     approval_check_lines,
     approval_complete,
     approval_required,
+    approval_waiver,
     ensure_no_open_refund_request,
 )
 from approvals.models import FinancialRequest, RequestKind
@@ -28,6 +29,7 @@ from billing.access import ensure_can, ensure_member, ensure_permission
 from billing.breakdown import Breakdown, CreditLineInput, breakdown_compute
 from billing.exceptions import BusinessRuleError
 from billing.models import (
+    CANCELLATION_REASON,
     DisputeReason,
     Invoice,
     InvoiceLine,
@@ -47,7 +49,6 @@ from .rules import payout_refusal, retry_refusal
 
 logger = logging.getLogger(__name__)
 
-CANCELLATION_REASON = "Invoice cancelled"
 
 REASON_REQUIRED = "Choose a dispute reason."
 REASON_INACTIVE = "The dispute reason “{reason}” is no longer in use: choose another."
@@ -114,16 +115,18 @@ def credit_note_preview(
     actor,
     payment: Payment | None = None,
     full: bool = False,
+    dispute_reason: DisputeReason | None = None,
 ) -> Breakdown:
     """The breakdown staff confirm before anything happens, refused for the same reasons the
-    credit note would be (the approval and its line limits included). Writes nothing, locks
-    nothing."""
+    credit note would be (the approval rules and an approval's line limits included). Writes
+    nothing, locks nothing."""
     invoice = Invoice.objects.select_related("clinic").get(pk=invoice.pk)
     ensure_member(actor=actor, clinic=invoice.clinic)
     payments = list(invoice.payments.select_related("method").order_by("pk"))
     breakdown = _plan(invoice, payments, lines, payment, full=full)
     _ensure_may_execute(actor=actor, breakdown=breakdown)
-    approval_request = approval_required(invoice=invoice, kind=RequestKind.REFUND, lock=False)
+    approval_request = approval_required(invoice=invoice, kind=RequestKind.REFUND, lock=False,
+                                         amount=breakdown.total, reason=dispute_reason)
     if approval_request is not None:
         approval_check_lines(approval_request=approval_request, breakdown=breakdown)
     return breakdown
@@ -154,6 +157,7 @@ def credit_note_create(
         kind = CreditNoteKind.REFUND if breakdown.post_payment > 0 else CreditNoteKind.CREDIT
         _ensure_may_execute(actor=actor, breakdown=breakdown)
         approval_request = approval_required(invoice=locked, kind=RequestKind.REFUND,
+                                             amount=breakdown.total, reason=dispute_reason,
                                              approval_request=approval_request)
         return _issue(invoice=locked, breakdown=breakdown, kind=kind,
                       approval_request=approval_request, reason=dispute_reason,
@@ -174,14 +178,16 @@ def invoice_cancel(*, invoice: Invoice, remarks: str, actor,
             raise BusinessRuleError(refusal)
         if not remarks:
             raise BusinessRuleError(CANCEL_REMARKS)
+        remaining = [CreditLineInput(line) for line in locked.lines.all()
+                     if line.creditable_net > 0]
+        breakdown = _plan(locked, payments, remaining, None)
+        # cancellations are matched against the clinic's rules without a dispute reason
         approval_request = approval_required(invoice=locked, kind=RequestKind.CANCELLATION,
+                                             amount=breakdown.total,
                                              approval_request=approval_request)
         ensure_no_open_refund_request(invoice=locked)
         if dispute_reason is None:
             dispute_reason, _ = DisputeReason.objects.get_or_create(name=CANCELLATION_REASON)
-        remaining = [CreditLineInput(line) for line in locked.lines.all()
-                     if line.creditable_net > 0]
-        breakdown = _plan(locked, payments, remaining, None)
         return _issue(invoice=locked, breakdown=breakdown, kind=CreditNoteKind.CANCELLATION,
                       approval_request=approval_request,
                       reason=_check_reason(dispute_reason, cancellation=True),
@@ -250,7 +256,13 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
         data={"number": note.number, "kind": kind, "reason": reason.name,
               "applied": str(note.amount_applied), "refunded": str(note.amount_unapplied),
               "lines": [{"line": p.invoice_line.pk, "net": str(p.net), "tax": str(p.tax)}
-                        for p in breakdown.lines]},
+                        for p in breakdown.lines],
+              # carried out without approval: the clinic's rule that allowed it
+              **({} if approval_request is not None else {"approval_rule": approval_waiver(
+                  invoice=invoice, amount=note.amount,
+                  kind=RequestKind.CANCELLATION if kind == CreditNoteKind.CANCELLATION
+                  else RequestKind.REFUND,
+                  reason=None if kind == CreditNoteKind.CANCELLATION else reason)})},
     )
     if approval_request is not None:
         approval_complete(approval_request=approval_request, actor=actor, credit_note=note)

@@ -87,8 +87,9 @@ def credit_note_create_view(request, pk):
                     remarks=form.cleaned_data["remarks"], full=full,
                 )
             else:
-                breakdown = credit_note_preview(invoice=invoice, lines=chosen, payment=payment,
-                                                actor=request.user, full=full)
+                breakdown = credit_note_preview(
+                    invoice=invoice, lines=chosen, payment=payment, actor=request.user,
+                    full=full, dispute_reason=form.cleaned_data["dispute_reason"])
         except BusinessRuleError as error:
             form.add_error(None, error.message)
             breakdown = None

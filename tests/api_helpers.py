@@ -10,6 +10,8 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from api.models import ApiClient
 
+from .factories import set_policy
+
 GRAPHQL_URL = "/graphql/"
 
 
@@ -166,8 +168,7 @@ def request_of_other_clinic(other_invoice, outsider):
     from billing.models import Policy
 
     clinic = other_invoice.clinic
-    clinic.refund_policy = Policy.APPROVAL
-    clinic.save(update_fields=["refund_policy"])
+    set_policy(clinic, refund=Policy.APPROVAL)
     return refund_request_create(invoice=other_invoice, remarks="Overcharged", actor=outsider)
 
 

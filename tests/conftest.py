@@ -12,7 +12,7 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from billing.exceptions import BusinessRuleError
-from billing.models import Invoice, InvoiceLine, NumberSeries, Payment
+from billing.models import Invoice, InvoiceLine, NumberSeries, Payment, Policy
 from billing.roles import all_role_permissions, grant_role_permissions
 from billing.services import LineInput, invoice_create, payment_record
 
@@ -25,6 +25,7 @@ from .factories import (
     TaxRateFactory,
     approver_factory,
     clerk_factory,
+    set_policy,
 )
 
 D = Decimal
@@ -187,12 +188,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def approval_clinic(clinic):
-    """The `clinic`, with refunds, credits and cancellations needing an approved request."""
-    from billing.models import Policy
-
-    clinic.refund_policy = Policy.APPROVAL
-    clinic.cancellation_policy = Policy.APPROVAL
-    clinic.save(update_fields=["refund_policy", "cancellation_policy"])
+    """The `clinic`, with refunds, credits and cancellations needing an approved request (one
+    approval rule for everything of each kind, needing one approver)."""
+    set_policy(clinic, refund=Policy.APPROVAL, cancellation=Policy.APPROVAL)
     return clinic
 
 

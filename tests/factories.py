@@ -4,6 +4,8 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from approvals.models import ApprovalRule, RequestKind
+from approvals.services import approval_policy_set
 from billing import roles
 from billing.models import (
     Account,
@@ -21,13 +23,38 @@ class ClinicFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Clinic
         django_get_or_create = ["code"]
+        skip_postgeneration_save = True
 
     code = factory.Sequence(lambda n: f"CLINIC{n}")
     name = factory.LazyAttribute(lambda o: f"{o.code.title()} Clinic")
     currency = "OMR"
     timezone = "Asia/Muscat"
-    refund_policy = Policy.DIRECT
-    cancellation_policy = Policy.DIRECT
+
+    # One approval rule for everything of each kind (approvals.ApprovalRule): `direct` (the
+    # default for a new clinic) or `approval`. An existing clinic keeps its rules unless asked.
+    @factory.post_generation
+    def refund_policy(clinic, create, extracted, **kwargs):
+        _policy_rule(clinic, create, RequestKind.REFUND, extracted)
+
+    @factory.post_generation
+    def cancellation_policy(clinic, create, extracted, **kwargs):
+        _policy_rule(clinic, create, RequestKind.CANCELLATION, extracted)
+
+
+def _policy_rule(clinic, create, kind, policy) -> None:
+    if not create:
+        return
+    if policy is None and ApprovalRule.objects.filter(clinic=clinic, kind=kind).exists():
+        return
+    approval_policy_set(clinic=clinic, kind=kind, policy=policy or Policy.DIRECT)
+
+
+def set_policy(clinic, *, refund: str | None = None, cancellation: str | None = None) -> None:
+    """Give the clinic one approval rule for everything of a kind: `direct` (no approver) or
+    `approval` (one approver), as the clinics' policies were before approval rules."""
+    for kind, policy in [(RequestKind.REFUND, refund), (RequestKind.CANCELLATION, cancellation)]:
+        if policy is not None:
+            approval_policy_set(clinic=clinic, kind=kind, policy=policy)
 
 
 class UserFactory(factory.django.DjangoModelFactory):

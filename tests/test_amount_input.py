@@ -25,7 +25,7 @@ from refunds.models import CreditNote
 
 from .api_helpers import gql_response
 from .conftest import ledger_state
-from .factories import DisputeReasonFactory
+from .factories import DisputeReasonFactory, set_policy
 
 D = Decimal
 LIMIT_OMR = AMOUNT_TOO_LARGE.format(limit="1,000,000,000.000 OMR")
@@ -145,7 +145,7 @@ def test_the_refund_form_refuses_a_lenient_amount(client, clerk, make_invoice, p
 
 def test_the_refund_request_form_refuses_a_lenient_amount(client, clerk, make_invoice, pay,
                                                           clinic):
-    clinic.refund_policy = "approval"
+    set_policy(clinic, refund="approval")
     clinic.save()
     invoice = make_invoice()
     pay(invoice, "28.700")

@@ -25,6 +25,7 @@ from .api_helpers import (
     mutate_refused,
     mutate_without_scope,
 )
+from .factories import set_policy
 
 INVOICE = "Invoice INV-MUSCAT-000001"
 
@@ -48,8 +49,7 @@ def variables(invoice, remarks="Entered twice"):
 
 
 def require_cancellation_approval(clinic):
-    clinic.cancellation_policy = Policy.APPROVAL
-    clinic.save(update_fields=["cancellation_policy"])
+    set_policy(clinic, cancellation=Policy.APPROVAL)
 
 
 def test_it_submits_the_request_and_notifies_the_approvers(

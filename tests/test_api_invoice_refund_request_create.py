@@ -27,6 +27,7 @@ from .api_helpers import (
     mutate_refused,
     mutate_without_scope,
 )
+from .factories import set_policy
 
 D = Decimal
 INVOICE = "Invoice INV-MUSCAT-000001"
@@ -142,8 +143,7 @@ def test_it_refuses_a_draft(client, token, approval_clinic, make_invoice):
 def test_it_refuses_a_cancelled_invoice(client, token, clinic, make_invoice, clerk):
     invoice = make_invoice()
     invoice_cancel(invoice=invoice, remarks="Entered twice", actor=clerk)
-    clinic.refund_policy = Policy.APPROVAL
-    clinic.save(update_fields=["refund_policy"])
+    set_policy(clinic, refund=Policy.APPROVAL)
 
     mutate_refused(client, token, REFUND_REQUEST_CREATE, variables(invoice),
                    "invoiceRefundRequestCreate",
@@ -156,8 +156,7 @@ def test_it_refuses_an_invoice_with_nothing_left_to_credit(client, token, clinic
     credit_note_create(invoice=invoice,
                        lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
-    clinic.refund_policy = Policy.APPROVAL
-    clinic.save(update_fields=["refund_policy"])
+    set_policy(clinic, refund=Policy.APPROVAL)
 
     mutate_refused(client, token, REFUND_REQUEST_CREATE, variables(invoice),
                    "invoiceRefundRequestCreate", NOTHING_LEFT.format(invoice=INVOICE))

@@ -25,6 +25,7 @@ from .factories import (
     DisputeReasonFactory,
     PaymentMethodFactory,
     TaxRateFactory,
+    set_policy,
 )
 
 D = Decimal
@@ -160,8 +161,7 @@ def test_financial_requests_only_in_the_callers_clinics(client, read_token, cler
     mine_paid = make_invoice()
     pay(mine_paid, "28.700")
     mine = refund_request_create(invoice=mine_paid, remarks="Overcharged", actor=clerk)
-    austin.clinic.refund_policy = Policy.APPROVAL
-    austin.clinic.save(update_fields=["refund_policy"])
+    set_policy(austin.clinic, refund=Policy.APPROVAL)
     theirs = refund_request_create(invoice=austin_invoice, remarks="Theirs", actor=outsider)
 
     query = ("query($c: ID, $s: FinancialRequestStatus) { financialRequests(clinicId: $c, "
@@ -371,13 +371,11 @@ def _populate(count, *, clinic, clerk, make_invoice, pay, reason):
             line = invoice.lines.order_by("pk").first()
             credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("15.000"))],
                                dispute_reason=reason, actor=clerk)
-    clinic.refund_policy = Policy.APPROVAL
-    clinic.save(update_fields=["refund_policy"])
+    set_policy(clinic, refund=Policy.APPROVAL)
     for n, invoice in enumerate(invoices):
         if n % 5 == 1 and n % 4 != 0:
             refund_request_create(invoice=invoice, remarks="Overcharged", actor=clerk)
-    clinic.refund_policy = Policy.DIRECT
-    clinic.save(update_fields=["refund_policy"])
+    set_policy(clinic, refund=Policy.DIRECT)
 
 
 def _count_queries(client, token):
@@ -447,8 +445,7 @@ def test_financial_requests_and_credit_notes_cost_the_same_sql_queries_for_few_o
     from approvals.services import request_approve
 
     def add_requests(count):
-        clinic.refund_policy = Policy.APPROVAL
-        clinic.save(update_fields=["refund_policy"])
+        set_policy(clinic, refund=Policy.APPROVAL)
         for _ in range(count):
             invoice = make_invoice()
             pay(invoice, "28.700")
@@ -466,8 +463,7 @@ def test_financial_requests_and_credit_notes_cost_the_same_sql_queries_for_few_o
         add_requests(count)
         invoice = make_invoice()
         pay(invoice, "28.700")
-        clinic.refund_policy = Policy.DIRECT
-        clinic.save(update_fields=["refund_policy"])
+        set_policy(clinic, refund=Policy.DIRECT)
         line = invoice.lines.order_by("pk").first()
         for _ in range(count):
             credit_note_create(invoice=invoice, lines=[CreditLineInput(line, D("1.000"))],

@@ -105,6 +105,7 @@ def test_the_queries_of_the_issue(contract):
         "creditNotes": {"invoiceId": "ID!"},
         "financialRequests": {"clinicId": "ID", "status": "FinancialRequestStatus",
                               "first": "Int!", "offset": "Int!"},
+        "approvalRules": {"clinicId": "ID!"},
     }
     assert "first: Int! = 50, offset: Int! = 0" in sdl()
 

@@ -1,16 +1,21 @@
 """Admin: requests are read there with their history (they are submitted and decided on the
-Financial Approval screen); an administrator sets each clinic's approval policy."""
+Financial Approval screen); an administrator sets each clinic's approval rules."""
+
+from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.urls import reverse
 
-from approvals.models import FinancialRequest, RequestStatus
+from approvals.models import ApprovalRule, Approvers, FinancialRequest, RequestKind, RequestStatus
+from approvals.rules import approvers_needed, clinic_policy
 from approvals.services import refund_request_create, request_approve, request_reject
 from audit.models import Action
 from billing.models import Clinic, Policy
 
 from .factories import UserFactory
+
+D = Decimal
 
 
 @pytest.fixture
@@ -69,39 +74,73 @@ def test_requests_cannot_be_added_changed_or_deleted_in_the_admin(client, admin_
     assert FinancialRequest.objects.count() == 1
 
 
-def test_an_administrator_switches_a_clinic_to_approval(client, admin_user, clinic, clerk):
-    # given a clinic whose refunds and cancellations are direct
-    assert (clinic.refund_policy, clinic.cancellation_policy) == (Policy.DIRECT, Policy.DIRECT)
-    client.force_login(admin_user)
-    url = reverse("admin:billing_clinic_change", args=[clinic.pk])
-    assert "Approval policy" in client.get(url).content.decode()
-
-    # when the administrator sets refunds to "approval" on the change form
-    response = client.post(url, {
+def clinic_form(clinic, members, rules):
+    """The clinic's admin change form as posted: its fields and its approval rules inline
+    (`rules`: dicts of the rule fields; an `id` for an existing rule)."""
+    data = {
         "code": clinic.code, "name": clinic.name, "currency": clinic.currency,
         "timezone": clinic.timezone, "address": "", "tax_registration_number": "",
-        "refund_policy": Policy.APPROVAL, "cancellation_policy": Policy.DIRECT,
-        "members": [admin_user.pk, clerk.pk],
-    })
+        "members": [m.pk for m in members],
+        "approval_rules-TOTAL_FORMS": len(rules),
+        "approval_rules-INITIAL_FORMS": sum(1 for rule in rules if rule.get("id")),
+        "approval_rules-MIN_NUM_FORMS": 0, "approval_rules-MAX_NUM_FORMS": 1000,
+    }
+    for n, rule in enumerate(rules):
+        for name, value in rule.items():
+            data[f"approval_rules-{n}-{name}"] = "" if value is None else value
+        data[f"approval_rules-{n}-clinic"] = clinic.pk
+    return data
 
-    # then the clinic's refunds need approval, its cancellations stay direct
-    assert response.status_code == 302, response.context["adminform"].form.errors
-    clinic.refresh_from_db()
-    assert (clinic.refund_policy, clinic.cancellation_policy) == (Policy.APPROVAL, Policy.DIRECT)
+
+def existing_rules(clinic):
+    return [{"id": r.pk, "kind": r.kind, "position": r.position, "amount_from": r.amount_from,
+             "amount_up_to": r.amount_up_to, "approvers": r.approvers}
+            for r in ApprovalRule.objects.filter(clinic=clinic).order_by("kind", "position")]
+
+
+def test_an_administrator_sets_a_clinics_approval_rules(client, admin_user, clinic, clerk):
+    # given a clinic whose refunds and cancellations are direct (one catch-all rule each)
+    assert clinic_policy(clinic, RequestKind.REFUND) == Policy.DIRECT
+    client.force_login(admin_user)
+    url = reverse("admin:billing_clinic_change", args=[clinic.pk])
+    assert "Approval rules" in client.get(url).content.decode()
+    rules = existing_rules(clinic)
+    refund_rule = next(rule for rule in rules if rule["kind"] == RequestKind.REFUND)
+
+    # when the administrator keeps refunds under 5.000 direct and asks one approver above
+    refund_rule.update(amount_up_to="4.999")
+    rules.append({"kind": RequestKind.REFUND, "position": 2, "amount_from": "5.000",
+                  "amount_up_to": None, "approvers": Approvers.ONE})
+    response = client.post(url, clinic_form(clinic, [admin_user, clerk], rules))
+
+    # then the rules are the clinic's, in order; its cancellations stay direct
+    assert response.status_code == 302, response.context["inline_admin_formsets"]
+    clinic = Clinic.objects.get(pk=clinic.pk)
+    assert clinic_policy(clinic, RequestKind.REFUND) == Policy.APPROVAL
+    assert clinic_policy(clinic, RequestKind.CANCELLATION) == Policy.DIRECT
+    assert approvers_needed(clinic, RequestKind.REFUND, amount=D("4.999")) == 0
+    assert approvers_needed(clinic, RequestKind.REFUND, amount=D("5.000")) == 1
     assert set(clinic.members.all()) == {admin_user, clerk}
     assert LogEntry.objects.filter(object_id=str(clinic.pk), action_flag=CHANGE).exists()
 
 
-def test_the_clinic_form_refuses_an_unknown_policy(client, admin_user, clinic):
+@pytest.mark.parametrize(("change", "error"), [
+    ({"amount_from": "5.0001"}, "Ensure that there are no more than 3 decimal places."),
+    ({"amount_from": "10.000", "amount_up_to": "5.000"}, "“Up to” must not be below “from”."),
+    ({"amount_from": "-1.000"}, "The lower limit cannot be negative."),
+    ({"approvers": "sometimes"}, "Select a valid choice."),
+])
+def test_the_clinic_form_refuses_a_rule_that_makes_no_sense(client, admin_user, clinic, change,
+                                                            error):
     client.force_login(admin_user)
     url = reverse("admin:billing_clinic_change", args=[clinic.pk])
+    rules = existing_rules(clinic)
+    rules[0].update(change)
 
-    response = client.post(url, {
-        "code": clinic.code, "name": clinic.name, "currency": clinic.currency,
-        "timezone": clinic.timezone, "refund_policy": "sometimes",
-        "cancellation_policy": Policy.DIRECT, "members": [admin_user.pk],
-    })
+    response = client.post(url, clinic_form(clinic, [admin_user], rules))
 
     assert response.status_code == 200
-    assert "refund_policy" in response.context["adminform"].form.errors
-    assert Clinic.objects.get(pk=clinic.pk).refund_policy == Policy.DIRECT
+    assert error in response.content.decode()
+    assert [rule["approvers"] for rule in existing_rules(clinic)] == [
+        Approvers.NONE, Approvers.NONE]
+    assert ApprovalRule.objects.filter(clinic=clinic, amount_from__isnull=False).count() == 0

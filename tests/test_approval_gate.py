@@ -9,7 +9,7 @@ import pytest
 
 from approvals import gate
 from approvals.gate import LINE_NOT_APPROVED, LINE_OVER_APPROVED
-from approvals.models import FinancialRequest, RequestStatus
+from approvals.models import FinancialRequest, RequestKind, RequestStatus
 from approvals.rules import (
     AWAITING_DECISION,
     NEEDS_CANCELLATION_REQUEST,
@@ -17,6 +17,7 @@ from approvals.rules import (
     OPEN_REFUND_REQUEST,
     REQUEST_NOT_APPROVED,
     REQUEST_OTHER_INVOICE,
+    clinic_policy,
 )
 from approvals.services import (
     cancellation_request_create,
@@ -34,7 +35,7 @@ from refunds.models import CreditNote, CreditNoteKind
 from refunds.services import credit_note_create, credit_note_preview, invoice_cancel
 
 from .conftest import ledger_state
-from .factories import DisputeReasonFactory
+from .factories import DisputeReasonFactory, set_policy
 
 D = Decimal
 
@@ -101,7 +102,8 @@ def assert_completed_by(request, note, actor):
 def test_a_direct_clinic_refunds_credits_and_cancels_without_a_request(
         clinic, make_invoice, pay, clerk, reason):
     # given a clinic whose refunds and cancellations are direct
-    assert (clinic.refund_policy, clinic.cancellation_policy) == (Policy.DIRECT, Policy.DIRECT)
+    assert clinic_policy(clinic, RequestKind.REFUND) == Policy.DIRECT
+    assert clinic_policy(clinic, RequestKind.CANCELLATION) == Policy.DIRECT
     to_refund, to_credit, to_cancel = make_invoice(), make_invoice(), make_invoice()
     pay(to_refund, "28.700")
 
@@ -401,10 +403,10 @@ def test_a_request_of_another_invoice_is_refused_in_a_direct_clinic_too(
     # given a request approved while the clinic needed approval, then the clinic went direct
     first, second = make_invoice(), make_invoice()
     pay(first, "28.700")
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
     request = approved_refund_request(first, clerk=clerk, approver=approver)
-    clinic.refund_policy = Policy.DIRECT
+    set_policy(clinic, refund=Policy.DIRECT)
     clinic.save()
 
     # when staff pass it for another invoice, then it is refused all the same
@@ -574,7 +576,7 @@ def test_a_line_without_an_amount_stores_what_remains_on_it_at_request_time(
                        dispute_reason=reason,
                        actor=clerk)
     # and the clinic now needs approval
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
 
     # when staff request line A without an amount, and line B for 2.000

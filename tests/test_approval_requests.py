@@ -47,7 +47,7 @@ from billing.rules import (
 from billing.text import REMARKS_TOO_LONG
 from refunds.services import credit_note_create, invoice_cancel
 
-from .factories import UserFactory, approver_factory, clerk_factory
+from .factories import UserFactory, approver_factory, clerk_factory, set_policy
 
 D = Decimal
 
@@ -132,7 +132,7 @@ def test_staff_submit_a_request_with_remarks(kind, invoice, clerk):
     assert (event.actor, event.object_id, event.invoice_id, event.to_state, event.remarks) == (
         clerk, str(request.pk), invoice.pk, RequestStatus.REQUESTED,
         "Raised for the wrong patient")
-    assert event.data == {"kind": kind, "lines": []}
+    assert event.data == {"kind": kind, "lines": [], "approvals_needed": 1}
     # and the invoice is left as it was
     assert invoice_amounts(invoice) == (InvoiceStatus.ISSUED, D("28.700"), D("0.000"),
                                         D("0.000"), D("0.000"))
@@ -183,7 +183,7 @@ def test_a_direct_clinic_needs_no_cancellation_request(clinic, make_invoice, cle
 
 def test_each_policy_is_applied_to_its_own_kind(clinic, make_invoice, clerk, refused_request):
     # given a clinic where refunds need approval and cancellations are direct
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
     invoice = make_invoice()
 
@@ -303,7 +303,7 @@ def test_a_cancellation_request_on_a_cancelled_invoice_is_refused(
     # given an invoice cancelled while the clinic cancelled directly
     invoice = make_invoice()
     invoice_cancel(invoice=invoice, remarks="Duplicate", actor=clerk)
-    clinic.cancellation_policy = Policy.APPROVAL
+    set_policy(clinic, cancellation=Policy.APPROVAL)
     clinic.save()
 
     with refused_request(CANCEL_ALREADY.format(invoice=invoice)):
@@ -316,7 +316,7 @@ def test_a_cancellation_request_on_a_fully_credited_invoice_is_refused(
     credit_note_create(invoice=invoice,
                        lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
-    clinic.cancellation_policy = Policy.APPROVAL
+    set_policy(clinic, cancellation=Policy.APPROVAL)
     clinic.save()
 
     with refused_request(CANCEL_NOTHING_LEFT.format(invoice=invoice)):
@@ -334,7 +334,7 @@ def test_a_refund_request_on_a_cancelled_invoice_is_refused(
         clinic, make_invoice, clerk, refused_request):
     invoice = make_invoice()
     invoice_cancel(invoice=invoice, remarks="Duplicate", actor=clerk)
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
 
     with refused_request(INVOICE_CANCELLED.format(invoice=invoice)):
@@ -346,7 +346,7 @@ def test_a_refund_request_on_a_fully_refunded_invoice_is_refused(
     invoice = make_invoice()
     pay(invoice, "28.700")
     credit_note_create(full=True, invoice=invoice, dispute_reason=reason, actor=clerk)
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
 
     with refused_request(NOTHING_LEFT.format(invoice=invoice)):
@@ -359,7 +359,7 @@ def test_a_refund_request_on_a_fully_credited_invoice_is_refused(
     credit_note_create(invoice=invoice,
                        lines=[CreditLineInput(line) for line in invoice.lines.all()],
                        dispute_reason=reason, actor=clerk)
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
 
     with refused_request(NOTHING_LEFT.format(invoice=invoice)):

@@ -30,7 +30,7 @@ from billing.models import Policy
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
 
 from .conftest import ledger_state
-from .factories import AccountFactory, TaxRateFactory, UserFactory
+from .factories import AccountFactory, TaxRateFactory, UserFactory, set_policy
 
 D = Decimal
 
@@ -93,8 +93,7 @@ def dual(clinic, roles):
 @pytest.fixture
 def other_request(other_clinic, outsider):
     """A cancellation request of the Austin clinic, submitted by the outsider."""
-    other_clinic.cancellation_policy = Policy.APPROVAL
-    other_clinic.save(update_fields=["cancellation_policy"])
+    set_policy(other_clinic, cancellation=Policy.APPROVAL)
     from billing.services import LineInput, invoice_create
 
     invoice = invoice_create(

@@ -48,6 +48,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from api.lookups import NOT_FOUND as NOT_IN_YOUR_CLINICS
 from api.views import UNAUTHENTICATED
+from approvals.models import ApprovalRule
 from approvals.rules import OWN_REQUEST, WITHDRAW_NOT_REQUESTER
 from approvals.services import refund_request_create
 from billing.access import NO_PERMISSION
@@ -57,7 +58,7 @@ from refunds.models import Refund
 from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import api_application, api_state, api_token, gql_response
-from .factories import UserFactory
+from .factories import UserFactory, set_policy
 
 ANONYMOUS, CLERK, OUTSIDER, APPROVER, REQUESTER, ADMIN, BILLING_ADMIN = (
     "anonymous", "clerk", "outsider", "approver", "requester", "admin", "billing_admin")
@@ -166,9 +167,7 @@ class World:
         return invoice
 
     def needs_approval(self):
-        self.clinic.refund_policy = Policy.APPROVAL
-        self.clinic.cancellation_policy = Policy.APPROVAL
-        self.clinic.save(update_fields=["refund_policy", "cancellation_policy"])
+        set_policy(self.clinic, refund=Policy.APPROVAL, cancellation=Policy.APPROVAL)
 
     @cached_property
     def invoice(self):
@@ -746,6 +745,11 @@ QUERIES: dict[str, Query] = {
         lambda w: {str(w.credit_note.pk)}),
     "financialRequests": Query("{ financialRequests(first: 100) { id } }", lambda w: {},
                                ids_of("financialRequests"), lambda w: {str(w.request.pk)}),
+    "approvalRules": Query(
+        "query($clinicId: ID!) { approvalRules(clinicId: $clinicId) { id } }",
+        lambda w: {"clinicId": str(w.clinic.pk)}, ids_of("approvalRules"),
+        lambda w: {str(pk) for pk in ApprovalRule.objects.filter(clinic=w.clinic)
+                   .values_list("pk", flat=True)}),
 }
 
 

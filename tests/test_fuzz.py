@@ -63,7 +63,7 @@ from refunds.models import CreditNote, Refund, RefundStatus
 from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import api_state, api_token, request_of_other_clinic
-from .factories import DisputeReasonFactory, PaymentMethodFactory, TaxRateFactory
+from .factories import DisputeReasonFactory, PaymentMethodFactory, TaxRateFactory, set_policy
 
 D = Decimal
 IN_CI = bool(os.environ.get("CI"))
@@ -149,9 +149,7 @@ class Ledger:
                            lines=[CreditLineInput(
                                self.credited.lines.order_by("position").first(), D("5"))])
 
-        self.clinic.refund_policy = Policy.APPROVAL
-        self.clinic.cancellation_policy = Policy.APPROVAL
-        self.clinic.save(update_fields=["refund_policy", "cancellation_policy"])
+        set_policy(self.clinic, refund=Policy.APPROVAL, cancellation=Policy.APPROVAL)
         self.to_refund = make()
         pay(self.to_refund, "28.700")
         request_reject(financial_request=refund_request_create(invoice=self.to_refund,
@@ -170,9 +168,7 @@ class Ledger:
             invoice=self.approved_lines, remarks="Overcharged", actor=self.clerk,
             lines=[CreditLineInput(line,
                                    D("5.000"))]), actor=self.approver, remarks="Receipts checked")
-        self.clinic.refund_policy = Policy.DIRECT
-        self.clinic.cancellation_policy = Policy.DIRECT
-        self.clinic.save(update_fields=["refund_policy", "cancellation_policy"])
+        set_policy(self.clinic, refund=Policy.DIRECT, cancellation=Policy.DIRECT)
         request_of_other_clinic(other_invoice, outsider)
         self.open = make()
 
@@ -248,8 +244,7 @@ def snake(name: str) -> str:
 
 
 def set_policies(ledger: Ledger, refund: str, cancellation: str) -> None:
-    Clinic.objects.filter(pk=ledger.clinic.pk).update(refund_policy=refund,
-                                                      cancellation_policy=cancellation)
+    set_policy(ledger.clinic, refund=refund, cancellation=cancellation)
 
 
 policies = st.tuples(st.sampled_from(Policy.values), st.sampled_from(Policy.values))

@@ -43,7 +43,9 @@ from approvals.models import (
     RequestKind,
     RequestStatus,
 )
+from approvals.rules import clinic_policy
 from approvals.services import (
+    approval_policy_set,
     cancellation_request_create,
     refund_request_create,
     request_approve,
@@ -88,6 +90,7 @@ from .factories import (
     TaxRateFactory,
     UserFactory,
     approver_factory,
+    set_policy,
 )
 
 D = Decimal
@@ -344,7 +347,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def policy(self, kind) -> str:
         clinic = Clinic.objects.get(pk=self.world.clinic_id)
-        return clinic.refund_policy if kind == RequestKind.REFUND else clinic.cancellation_policy
+        return clinic_policy(clinic, kind)
 
     def open_request(self, invoice, kind):
         return FinancialRequest.objects.filter(invoice=invoice, kind=kind,
@@ -422,9 +425,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 refund_policy=st.sampled_from([Policy.DIRECT, Policy.DIRECT, Policy.APPROVAL]),
                 cancellation_policy=st.sampled_from(Policy.values))
     def open_the_books(self, plans, refund_policy, cancellation_policy):
-        Clinic.objects.filter(pk=self.world.clinic_id).update(
-            refund_policy=refund_policy, cancellation_policy=cancellation_policy)
         clinic = Clinic.objects.get(pk=self.world.clinic_id)
+        set_policy(clinic, refund=refund_policy, cancellation=cancellation_policy)
         clerk = self.user("clerk")
         for specs, issue, paid, method, reference, fraction in plans:
             lines = [
@@ -748,9 +750,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(RequestKind.values), policy=st.sampled_from(Policy.values))
     def switch_policy(self, kind, policy):
-        field = "refund_policy" if kind == RequestKind.REFUND else "cancellation_policy"
-        Clinic.objects.filter(pk=self.world.clinic_id).update(**{field: policy})
-        note(f"{field} is now {policy}")
+        approval_policy_set(clinic=Clinic.objects.get(pk=self.world.clinic_id), kind=kind,
+                            policy=policy)
+        note(f"{kind} policy is now {policy}")
 
     # -- invariants, after every step -------------------------------------------------------------
 

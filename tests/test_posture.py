@@ -17,7 +17,7 @@ from refunds.services import credit_note_create, invoice_cancel
 
 from .api_helpers import WRITE, api_token, gql_response
 from .conftest import ledger_state
-from .factories import DisputeReasonFactory
+from .factories import DisputeReasonFactory, set_policy
 from .test_api_auth import TOKEN_URL, basic, create_client
 
 LOGIN = "/accounts/login/"
@@ -250,7 +250,7 @@ def test_an_approval_whose_remarks_do_not_validate_is_not_decided(client, clerk,
     from approvals.models import RequestStatus
     from approvals.services import refund_request_create
 
-    clinic.refund_policy = "approval"
+    set_policy(clinic, refund="approval")
     clinic.save()
     invoice = make_invoice()
     pay(invoice, "28.700")

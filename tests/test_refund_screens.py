@@ -19,6 +19,7 @@ from refunds.services import (
 )
 
 from .conftest import ledger_state
+from .factories import set_policy
 
 D = Decimal
 
@@ -59,7 +60,7 @@ def test_more_action_offers_what_a_direct_clinic_allows(client, clerk, make_invo
 def test_more_action_offers_requests_where_approval_is_needed(
     client, clinic, clerk, approver, make_invoice, pay
 ):
-    clinic.refund_policy = clinic.cancellation_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL, cancellation=Policy.APPROVAL)
     clinic.save()
     client.force_login(clerk)
     invoice = make_invoice()
@@ -224,7 +225,7 @@ def test_no_line_ticked_is_a_plain_message(client, clerk, make_invoice, reason):
 def test_approval_clinic_refund_form_starts_from_the_approved_lines(
     client, clinic, clerk, approver, make_invoice, pay, reason
 ):
-    clinic.refund_policy = Policy.APPROVAL
+    set_policy(clinic, refund=Policy.APPROVAL)
     clinic.save()
     invoice = make_invoice()
     pay(invoice, "28.700")

@@ -11,6 +11,7 @@ from django_fsm import can_proceed
 from approvals import rules as approval_rules
 from approvals.models import RequestKind
 from approvals.services import (
+    approval_policy_set,
     cancellation_request_create,
     refund_request_create,
     request_approve,
@@ -183,12 +184,10 @@ def test_cancellation_refusal(state, message, invoice_in, clerk, refused):
 
 @pytest.fixture
 def needs_approval(clinic):
-    def set_policy(kind, policy=Policy.APPROVAL):
-        field = "refund_policy" if kind == RequestKind.REFUND else "cancellation_policy"
-        setattr(clinic, field, policy)
-        clinic.save(update_fields=[field])
+    def set_kind_policy(kind, policy=Policy.APPROVAL):
+        approval_policy_set(clinic=clinic, kind=kind, policy=policy)
 
-    return set_policy
+    return set_kind_policy
 
 
 REQUEST_LABEL = {RequestKind.REFUND: "Invoice Refund Request",

@@ -11,7 +11,7 @@ from billing.models import Invoice, InvoiceStatus
 from billing.services import OVERPAYMENT, LineInput, invoice_create
 
 from .conftest import ledger_state
-from .factories import AccountFactory, clerk_factory
+from .factories import AccountFactory, clerk_factory, set_policy
 
 D = Decimal
 
@@ -347,14 +347,14 @@ def test_home_shows_what_needs_the_users_attention(client, clinic, clerk, approv
 
     from .factories import DisputeReasonFactory
 
-    clinic.refund_policy = "approval"
+    set_policy(clinic, refund="approval")
     clinic.save()
     waiting = make_invoice()
     refund_request_create(invoice=waiting, remarks="Charged twice", actor=clerk)
     turned_down = make_invoice()
     rejected = refund_request_create(invoice=turned_down, remarks="Unhappy", actor=clerk)
     request_reject(financial_request=rejected, actor=approver, remarks="Service was given")
-    clinic.refund_policy = "direct"
+    set_policy(clinic, refund="direct")
     clinic.save()
     paid = make_invoice()
     pay(paid, "28.700")

@@ -17,8 +17,12 @@ STATUS_BADGES = {
 
 @register.inclusion_tag("billing/_status_badge.html")
 def request_status_badge(financial_request):
-    return {"label": financial_request.get_status_display(),
-            "colour": STATUS_BADGES.get(financial_request.status)}
+    """The status; a request that needs two approvals says how many it has while it waits."""
+    label = financial_request.get_status_display()
+    if (financial_request.status == "requested" and financial_request.approvals_needed > 1):
+        given = len(financial_request.approvals.all())
+        label = f"{label} · {given} of {financial_request.approvals_needed} approvals"
+    return {"label": label, "colour": STATUS_BADGES.get(financial_request.status)}
 
 
 @register.filter

@@ -39,7 +39,7 @@ SENTENCES: dict[str, tuple[str, ...]] = {
     Action.REFUND_RETRIED: ("Refund of {amount} to {method} sent to the gateway again by {actor}",),
     Action.REFUND_PAID_OUT: ("Refund of {amount} to {method} paid out by {actor}",),
     Action.REQUEST_SUBMITTED: ("{request} submitted by {actor}", "{amount}"),
-    Action.REQUEST_APPROVED: ("{request} approved by {actor}",),
+    Action.REQUEST_APPROVED: ("{request} approved by {actor}", "{step}"),
     Action.REQUEST_REJECTED: ("{request} rejected by {actor}",),
     Action.REQUEST_WITHDRAWN: ("{request} withdrawn by {actor}",),
     Action.REQUEST_COMPLETED: ("{request} carried out by {actor}", "credit note {credit_note}",
@@ -90,6 +90,9 @@ def _facts(event: AuditEvent) -> dict[str, str]:
         "credit_note": str(data.get("credit_note") or ""),
         "refund_state": REFUND_STATES.get(event.to_state, ""),
         "request": _request_name(event),
+        # one of two approvals: "approval 1 of 2"
+        "step": (f"approval {data.get('approval')} of {data.get('approvals_needed')}"
+                 if (data.get("approvals_needed") or 1) > 1 else ""),
     }
 
 
