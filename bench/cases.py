@@ -163,7 +163,9 @@ def check(key: str, status: int, body: bytes, request: Request) -> str | None:
 
 REFUNDABLE_SQL = """
 SELECT i.id FROM billing_invoice i JOIN billing_clinic c ON c.id = i.clinic_id
-WHERE c.code = %(code)s AND c.refund_policy = 'direct' AND i.status = 'paid'
+WHERE c.code = %(code)s AND i.status = 'paid'
+  AND NOT EXISTS (SELECT 1 FROM approvals_approvalrule r
+                  WHERE r.clinic_id = c.id AND r.kind = 'refund' AND r.approvers <> 'none')
   AND i.amount_refunded = 0 AND i.amount_credited = 0
   AND NOT EXISTS (SELECT 1 FROM billing_payment p JOIN billing_paymentmethod m ON m.id = p.method_id
                   WHERE p.invoice_id = i.id AND m.kind <> 'manual')

@@ -374,11 +374,17 @@ def _reference_rows(cur, shape: Shape, now) -> dict:
     clinic_ids = {}
     for code, name, currency, _places, tz, refund, cancel, *_rest in CLINICS:
         cur.execute(
-            """INSERT INTO billing_clinic (code, name, currency, timezone, refund_policy,
-                   cancellation_policy, address, tax_registration_number)
-               VALUES (%s, %s, %s, %s, %s, %s, '', '') RETURNING id""",
-            (code, name, currency, tz, refund, cancel))
+            """INSERT INTO billing_clinic (code, name, currency, timezone, address,
+                   tax_registration_number)
+               VALUES (%s, %s, %s, %s, '', '') RETURNING id""",
+            (code, name, currency, tz))
         clinic_ids[code] = cur.fetchone()[0]
+        # its policies as one approval rule for everything of each kind
+        for kind, policy in [("refund", refund), ("cancellation", cancel)]:
+            cur.execute(
+                """INSERT INTO approvals_approvalrule (clinic_id, kind, position, approvers)
+                   VALUES (%s, %s, 1, %s)""",
+                (clinic_ids[code], kind, "none" if policy == "direct" else "one"))
 
     def user(username, first, last, group_names, codes):
         cur.execute(
