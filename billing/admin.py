@@ -29,6 +29,10 @@ class ClinicAdmin(admin.ModelAdmin):
                              "description": "Direct: staff with the permission act at once. "
                                             "Approval required: a financial approver must approve "
                                             "an Invoice Refund or Cancellation Request first."}),
+        ("Expiry and reminders", {"fields": ["approval_expiry_days", "approval_reminder_hours"],
+                                  "description": "Where approval is required: how long an "
+                                                 "approved request stays valid, and when a "
+                                                 "waiting one reminds and escalates."}),
         ("Staff", {"fields": ["members"]}),
     ]
 

@@ -81,6 +81,7 @@ def test_an_administrator_switches_a_clinic_to_approval(client, admin_user, clin
         "code": clinic.code, "name": clinic.name, "currency": clinic.currency,
         "timezone": clinic.timezone, "address": "", "tax_registration_number": "",
         "refund_policy": Policy.APPROVAL, "cancellation_policy": Policy.DIRECT,
+        "approval_expiry_days": 14, "approval_reminder_hours": 24,
         "members": [admin_user.pk, clerk.pk],
     })
 
