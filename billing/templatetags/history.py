@@ -44,6 +44,10 @@ SENTENCES: dict[str, tuple[str, ...]] = {
     Action.REQUEST_WITHDRAWN: ("{request} withdrawn by {actor}",),
     Action.REQUEST_COMPLETED: ("{request} carried out by {actor}", "credit note {credit_note}",
                                "{amount}"),
+    Action.REQUEST_EXPIRED: ("{request} expired: approved but not carried out within {days}",),
+    Action.REQUEST_REMINDED: ("{request} still waiting after {waited}: approvers reminded",),
+    Action.REQUEST_ESCALATED: ("{request} still waiting after {waited}: passed to the billing "
+                               "administrators",),
 }
 
 # What a new refund waits for, by the state it started in.
@@ -69,6 +73,13 @@ def _request_name(event: AuditEvent) -> str:
     return REQUEST_NAMES.get(kind, "Request")
 
 
+def _count(n, unit: str) -> str:
+    """'1 day', '14 days'; empty when the event does not carry the number."""
+    if n in (None, ""):
+        return ""
+    return f"{n} {unit}" if int(n) == 1 else f"{n} {unit}s"
+
+
 def _facts(event: AuditEvent) -> dict[str, str]:
     data = event.data or {}
     method = str(data.get("method") or "")
@@ -90,11 +101,14 @@ def _facts(event: AuditEvent) -> dict[str, str]:
         "credit_note": str(data.get("credit_note") or ""),
         "refund_state": REFUND_STATES.get(event.to_state, ""),
         "request": _request_name(event),
+        "days": _count(data.get("days"), "day"),
+        "waited": _count(data.get("hours"), "hour"),
     }
 
 
-# Facts that must not break across lines: an amount with its currency, a document number.
-UNBROKEN = {"amount", "number", "credit_note"}
+# Facts that must not break across lines: an amount with its currency, a document number, a
+# duration ("14 days").
+UNBROKEN = {"amount", "number", "credit_note", "days", "waited"}
 
 
 def _markup(facts: dict[str, str]) -> dict[str, str]:
