@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import dateformat, timezone
 from django.utils.timesince import timesince
 
 from billing.money import format_money
@@ -106,6 +107,9 @@ def notify_request_decided(*, request_id: int) -> None:
         if request.status == request.Status.APPROVED
         else "The invoice was left as it was."
     )
+    if request.status == request.Status.APPROVED and request.expires_at:
+        next_step += (f" It expires on {_moment(request.expires_at)} if it is not carried out "
+                      "by then.")
     _send(
         f"[{request.clinic.code}] {request.get_kind_display()} for {request.invoice.number} "
         f"{decision}",
@@ -116,6 +120,11 @@ def notify_request_decided(*, request_id: int) -> None:
         + f"\n{next_step}\n{request_link(request)}",
         [request.requested_by.email],
     )
+
+
+def _moment(value) -> str:
+    """'14 Dec 2026 09:00 UTC', as the screens show it."""
+    return dateformat.format(timezone.localtime(value), "j M Y H:i T")
 
 
 def _waited(since, until) -> str:

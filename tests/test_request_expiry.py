@@ -145,6 +145,16 @@ def test_approval_sets_the_expiry_from_the_clinics_days(approval_clinic, invoice
     assert fresh(request).expires_at == request.decided_at + datetime.timedelta(days=3)
 
 
+def test_the_approval_email_tells_the_requester_when_it_expires(
+        waiting, approver, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        request = request_approve(financial_request=waiting, actor=approver)
+
+    [mail] = mailoutbox
+    assert (f"It expires on {shown(request.expires_at)} if it is not carried out by then."
+            in mail.body)
+
+
 def test_a_rejected_request_gets_no_expiry(waiting, approver):
     request_reject(financial_request=waiting, actor=approver, remarks="No")
     assert fresh(waiting).expires_at is None
