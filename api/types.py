@@ -310,6 +310,8 @@ class FinancialRequestType:
     decision_remarks: str
     requested_at: datetime.datetime
     decided_at: datetime.datetime | None
+    expires_at: datetime.datetime | None = strawberry_django.field(
+        description="When an approved request expires if it is not carried out by then.")
 
     @strawberry_django.field
     def kind(self, root: approval_models.FinancialRequest) -> RequestKindEnum:

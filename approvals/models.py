@@ -22,6 +22,9 @@ class RequestStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     WITHDRAWN = "withdrawn", "Withdrawn"
     COMPLETED = "completed", "Completed"
+    # approved, but not carried out within the clinic's approval_expiry_days; no longer open,
+    # so the invoice is free for a new request
+    EXPIRED = "expired", "Expired"
 
 
 OPEN_STATUSES = [RequestStatus.REQUESTED, RequestStatus.APPROVED]
@@ -61,6 +64,11 @@ class FinancialRequest(FSMModelMixin, models.Model):
         related_name="+",
     )
     completed_at = models.DateTimeField(null=True, blank=True)
+    # set on approval (decided_at + the clinic's approval_expiry_days); approvals/housekeeping.py
+    # expires it after that, and reminds or escalates a request left waiting
+    expires_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-pk"]
@@ -74,6 +82,10 @@ class FinancialRequest(FSMModelMixin, models.Model):
             models.Index(fields=["requested_by", "-decided_at", "-id"],
                          condition=Q(status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED]),
                          name="request_decided_mine_idx"),
+            # the expiry job: approved requests past their expiry (the reminder job walks the
+            # waiting ones by age through request_status_newest_idx)
+            models.Index(fields=["expires_at"], condition=Q(status=RequestStatus.APPROVED),
+                         name="request_approved_expiry_idx"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -122,6 +134,18 @@ class FinancialRequest(FSMModelMixin, models.Model):
                 custom={"admin": False})
     def complete(self):
         pass
+
+    @transition(field=status, source=RequestStatus.APPROVED, target=RequestStatus.EXPIRED,
+                custom={"admin": False})
+    def expire(self):
+        pass
+
+    @property
+    def days_to_carry_out(self) -> int | None:
+        """The days an approved request was given to be carried out before it expires."""
+        if self.expires_at is None or self.decided_at is None:
+            return None
+        return round((self.expires_at - self.decided_at).total_seconds() / 86400)
 
 
 class FinancialRequestLine(models.Model):

@@ -1,5 +1,6 @@
-"""Emails about requests: to the clinic's approvers when one is submitted, to the requester when
-it is decided. Queued after commit (the notification_send task), so a rolled-back request sends
+"""Emails about requests: to the clinic's approvers when one is submitted or has waited too long,
+to the billing administrators when it has waited twice as long, to the requester when it is
+decided. Queued after commit (the notification_send task), so a rolled-back request sends
 nothing and a slow mail server never holds a web request."""
 
 import contextvars
@@ -11,9 +12,12 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import dateformat, timezone
+from django.utils.timesince import timesince
 
 from billing.money import format_money
 from billing.queueing import queue_after_commit
+from billing.roles import BILLING_ADMINISTRATORS
 
 from . import tasks
 from .models import FinancialRequest
@@ -39,6 +43,15 @@ def approvers_of(clinic, *, exclude=None):
              .filter(perm | Q(is_superuser=True)).exclude(email="").distinct())
     if exclude is not None:
         users = users.exclude(pk=exclude.pk)
+    return users
+
+
+def administrators_of(clinic):
+    """Members of the clinic in the Billing administrators group, or superusers, with an email
+    address: where a request nobody decides is escalated."""
+    users = (get_user_model().objects.filter(clinics=clinic, is_active=True)
+             .filter(Q(groups__name=BILLING_ADMINISTRATORS) | Q(is_superuser=True))
+             .exclude(email="").distinct())
     return users
 
 
@@ -94,6 +107,9 @@ def notify_request_decided(*, request_id: int) -> None:
         if request.status == request.Status.APPROVED
         else "The invoice was left as it was."
     )
+    if request.status == request.Status.APPROVED and request.expires_at:
+        next_step += (f" It expires on {_moment(request.expires_at)} if it is not carried out "
+                      "by then.")
     _send(
         f"[{request.clinic.code}] {request.get_kind_display()} for {request.invoice.number} "
         f"{decision}",
@@ -128,8 +144,67 @@ def notify_second_approval(*, request_id: int) -> None:
     )
 
 
+def _moment(value) -> str:
+    """'14 Dec 2026 09:00 UTC', as the screens show it."""
+    return dateformat.format(timezone.localtime(value), "j M Y H:i T")
+
+
+def _waited(since, until) -> str:
+    """'1 day, 2 hours': how long a request has waited, in words."""
+    return timesince(since, until, depth=2).replace("\xa0", " ")
+
+
+def _name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def notify_request_waiting(*, request_id: int) -> None:
+    """The reminder: a request has waited longer than the clinic's approval_reminder_hours."""
+    request = FinancialRequest.objects.select_related(
+        "clinic", "invoice__account", "requested_by").get(pk=request_id)
+    invoice = request.invoice
+    waited = _waited(request.requested_at, request.reminded_at)
+    recipients = [u.email for u in approvers_of(request.clinic, exclude=request.requested_by)]
+    _send(
+        f"[{request.clinic.code}] Reminder: {request.get_kind_display()} for {invoice.number} "
+        f"has waited {waited}",
+        f"{request.get_kind_display()} #{request.pk} for invoice {invoice.number} — "
+        f"{invoice.account.name} has waited {waited} for a decision, longer than the "
+        f"{request.clinic.approval_reminder_hours} hours {request.clinic.name} allows before a "
+        f"reminder.\n\n"
+        f"Submitted by {_name(request.requested_by)}.\n"
+        f"Remarks: {request.remarks}\n\n"
+        f"Please decide it on the Financial Approval screen: {request_link(request)}",
+        recipients,
+    )
+
+
+def notify_request_escalated(*, request_id: int) -> None:
+    """The escalation: a request has waited twice the clinic's approval_reminder_hours."""
+    request = FinancialRequest.objects.select_related(
+        "clinic", "invoice__account", "requested_by").get(pk=request_id)
+    invoice = request.invoice
+    waited = _waited(request.requested_at, request.escalated_at)
+    recipients = [u.email for u in administrators_of(request.clinic)]
+    _send(
+        f"[{request.clinic.code}] Escalated: {request.get_kind_display()} for {invoice.number} "
+        f"has waited {waited} without a decision",
+        f"{request.get_kind_display()} #{request.pk} for invoice {invoice.number} — "
+        f"{invoice.account.name} has waited {waited} for a decision, more than twice the "
+        f"{request.clinic.approval_reminder_hours} hours {request.clinic.name} allows. Its "
+        f"approvers were reminded and nobody has decided it yet.\n\n"
+        f"Submitted by {_name(request.requested_by)}.\n"
+        f"Remarks: {request.remarks}\n\n"
+        f"Please make sure a financial approver of {request.clinic.name} decides it: "
+        f"{request_link(request)}",
+        recipients,
+    )
+
+
 NOTICES = {
     "request_submitted": notify_request_submitted,
     "request_decided": notify_request_decided,
     "request_second_approval": notify_second_approval,
+    "request_waiting": notify_request_waiting,
+    "request_escalated": notify_request_escalated,
 }

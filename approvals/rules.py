@@ -9,6 +9,7 @@ rule (billing/rules.py), which these build on."""
 from decimal import Decimal
 
 from django.db.models import Prefetch
+from django.utils import timezone
 
 from billing.access import NO_PERMISSION
 from billing.models import Clinic, DisputeReason, Invoice, Policy
@@ -57,6 +58,10 @@ AMOUNT_NEEDS_REFUND_REQUEST = (
 AMOUNT_NEEDS_CANCELLATION_REQUEST = (
     "At {clinic} a cancellation of {amount} needs {approvers}: submit an Invoice Cancellation "
     "Request first."
+)
+REQUEST_PAST_EXPIRY = (
+    "{request} expired on {when}: it was not carried out in time. Submit a new request if it "
+    "is still needed."
 )
 APPROVED_BY_TOO_FEW = (
     "{request} needed {approved} but, under the clinic's rules, this credit note of {amount} "
@@ -211,6 +216,11 @@ def approval_refusal(invoice: Invoice, kind: str, approval_request: FinancialReq
     if approval_request.status != RequestStatus.APPROVED:
         return REQUEST_NOT_APPROVED.format(
             request=approval_request, status=approval_request.get_status_display().lower())
+    if approval_request.expires_at is not None and approval_request.expires_at <= timezone.now():
+        # past its expiry, before the periodic job has marked it: expired all the same
+        return REQUEST_PAST_EXPIRY.format(
+            request=approval_request,
+            when=timezone.localtime(approval_request.expires_at).strftime("%d %b %Y %H:%M %Z"))
     if approval_request.approvals_needed < needed:
         return APPROVED_BY_TOO_FEW.format(
             request=approval_request, amount=format_money(amount, invoice.currency),

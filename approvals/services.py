@@ -2,6 +2,7 @@
 approver who is not the requester. Each step locks the request, checks its rules, moves the
 state machine and writes its audit event in one transaction; emails go out after commit."""
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +27,7 @@ from .models import (
     FinancialRequestLine,
     RequestApproval,
     RequestKind,
+    RequestStatus,
 )
 from .notifications import notify_later
 from .rules import (
@@ -194,6 +196,10 @@ def _decide(*, financial_request: FinancialRequest, actor, remarks: str,
             financial_request.decided_by = actor
             financial_request.decided_at = now
             financial_request.decision_remarks = remarks
+        if financial_request.status == RequestStatus.APPROVED:
+            # not carried out within the clinic's days, it expires (housekeeping.py)
+            financial_request.expires_at = financial_request.decided_at + datetime.timedelta(
+                days=financial_request.clinic.approval_expiry_days)
         financial_request.save()
         audit_event_record(
             actor=actor, clinic=financial_request.clinic, invoice=financial_request.invoice,

@@ -1,10 +1,14 @@
-"""Celery tasks of Financial Approval: its notification emails."""
+"""Celery tasks of Financial Approval: its notification emails, and the periodic jobs that expire
+approved requests and remind about waiting ones (housekeeping.py; beat runs them every few
+minutes, and a run may be repeated at any time)."""
 
 import logging
 
 from celery import shared_task
 
-from . import notifications
+from audit.context import audit_context
+
+from . import housekeeping, notifications
 
 logger = logging.getLogger(__name__)
 
@@ -23,3 +27,18 @@ def notification_send(self, notice: str, request_id: int) -> None:
             logger.exception("Could not send the %s email about request %s", notice, request_id)
             return
         raise self.retry(exc=error, countdown=60 * 2 ** self.request.retries) from error
+
+
+@shared_task(name="approvals.requests_expire", acks_late=True)
+def requests_expire() -> int:
+    """Every 5 minutes (beat): approved requests past their expiry become expired."""
+    with audit_context(client="task:approvals_expire"):
+        return housekeeping.requests_expire()
+
+
+@shared_task(name="approvals.requests_remind", acks_late=True)
+def requests_remind() -> tuple[int, int]:
+    """Every 5 minutes (beat): remind the approvers of requests waiting too long, and escalate
+    those waiting twice as long to the billing administrators."""
+    with audit_context(client="task:approvals_remind"):
+        return housekeeping.requests_remind()

@@ -28,6 +28,9 @@ class Action(models.TextChoices):
     REQUEST_REJECTED = "request.rejected", "Request rejected"
     REQUEST_WITHDRAWN = "request.withdrawn", "Request withdrawn"
     REQUEST_COMPLETED = "request.completed", "Request carried out"
+    REQUEST_EXPIRED = "request.expired", "Approved request expired"
+    REQUEST_REMINDED = "request.reminded", "Approvers reminded of a waiting request"
+    REQUEST_ESCALATED = "request.escalated", "Waiting request escalated to administrators"
 
 
 class AuditEventQuerySet(models.QuerySet):

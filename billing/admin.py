@@ -25,6 +25,10 @@ class ClinicAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["code", "name", "currency", "timezone", "address",
                            "tax_registration_number"]}),
+        ("Expiry and reminders", {"fields": ["approval_expiry_days", "approval_reminder_hours"],
+                                  "description": "Where approval is needed: how long an "
+                                                 "approved request stays valid, and when a "
+                                                 "waiting one reminds and escalates."}),
         ("Staff", {"fields": ["members"]}),
     ]
 

@@ -69,9 +69,25 @@ class Clinic(models.Model):
         settings.AUTH_USER_MODEL, related_name="clinics", blank=True,
         help_text="Staff who may see and work on this clinic's invoices.",
     )
+    # Financial Approval housekeeping (approvals/housekeeping.py, run by the periodic jobs)
+    approval_expiry_days = models.PositiveSmallIntegerField(
+        default=14, validators=[MinValueValidator(1)],
+        help_text="An approved request not carried out within this many days expires.",
+    )
+    approval_reminder_hours = models.PositiveSmallIntegerField(
+        default=24, validators=[MinValueValidator(1)],
+        help_text="A request waiting longer than this reminds the clinic's approvers once; "
+                  "after twice as long it goes to the billing administrators.",
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(approval_expiry_days__gte=1),
+                                   name="clinic_approval_expiry_days_positive"),
+            models.CheckConstraint(condition=Q(approval_reminder_hours__gte=1),
+                                   name="clinic_approval_reminder_hours_positive"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.code})"

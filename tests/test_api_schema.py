@@ -125,7 +125,8 @@ def test_the_mutations(contract):
 @pytest.mark.parametrize("enum, values", [
     ("InvoiceStatus", ["DRAFT", "ISSUED", "PARTIALLY_PAID", "PAID", "PARTIALLY_REFUNDED",
                        "REFUNDED", "CREDITED", "CANCELLED"]),
-    ("FinancialRequestStatus", ["REQUESTED", "APPROVED", "REJECTED", "WITHDRAWN", "COMPLETED"]),
+    ("FinancialRequestStatus", ["REQUESTED", "APPROVED", "REJECTED", "WITHDRAWN", "COMPLETED",
+                                "EXPIRED"]),
     ("FinancialRequestKind", ["REFUND", "CANCELLATION"]),
     ("RefundStatus", ["PENDING", "SUCCEEDED", "FAILED", "AWAITING_PAYOUT", "PAID_OUT"]),
     ("CreditNoteKind", ["REFUND", "CREDIT", "CANCELLATION"]),

@@ -80,6 +80,7 @@ def clinic_form(clinic, members, rules):
     data = {
         "code": clinic.code, "name": clinic.name, "currency": clinic.currency,
         "timezone": clinic.timezone, "address": "", "tax_registration_number": "",
+        "approval_expiry_days": 14, "approval_reminder_hours": 24,
         "members": [m.pk for m in members],
         "approval_rules-TOTAL_FORMS": len(rules),
         "approval_rules-INITIAL_FORMS": sum(1 for rule in rules if rule.get("id")),

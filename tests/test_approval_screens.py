@@ -151,7 +151,8 @@ def test_the_queue_shows_newest_first_with_counts_per_status(
     # then all three are listed, newest first, with a count for every status
     assert listed(response) == [rejected.pk, approved.pk, waiting.pk]
     assert response.context["counts"] == {
-        "requested": 1, "approved": 1, "rejected": 1, "withdrawn": 0, "completed": 0}
+        "requested": 1, "approved": 1, "rejected": 1, "withdrawn": 0, "completed": 0,
+        "expired": 0}
     page = response.content.decode()
     assert "?status=requested" in page
     assert "Not a reason to cancel" not in page  # the queue shows the request's own remarks

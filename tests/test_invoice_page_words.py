@@ -167,6 +167,12 @@ TYPICAL_EVENTS = {
     Action.REQUEST_WITHDRAWN: {"object_repr": "Invoice Refund Request #3"},
     Action.REQUEST_COMPLETED: {"amount": D("18.900"), "object_repr": "Invoice Refund Request #3",
                                "data": {"credit_note": "CN-MUSCAT-000001"}},
+    Action.REQUEST_EXPIRED: {"actor": None, "object_repr": "Invoice Refund Request #3",
+                             "data": {"days": 14, "expires_at": "2026-12-14T09:00:00+00:00"}},
+    Action.REQUEST_REMINDED: {"actor": None, "object_repr": "Invoice Cancellation Request #4",
+                              "data": {"hours": 25, "reminder_hours": 24}},
+    Action.REQUEST_ESCALATED: {"actor": None, "object_repr": "Invoice Refund Request #3",
+                               "data": {"hours": 1, "reminder_hours": 1}},
 }
 
 EXPECTED_SENTENCES = {
@@ -196,6 +202,12 @@ EXPECTED_SENTENCES = {
     Action.REQUEST_WITHDRAWN: "Refund request withdrawn by Maryam Al-Hinai",
     Action.REQUEST_COMPLETED: ("Refund request carried out by Maryam Al-Hinai — credit note "
                                "CN-MUSCAT-000001 — 18.900 OMR"),
+    Action.REQUEST_EXPIRED: ("Refund request expired: approved but not carried out within "
+                             "14 days"),
+    Action.REQUEST_REMINDED: ("Cancellation request still waiting after 25 hours: approvers "
+                              "reminded"),
+    Action.REQUEST_ESCALATED: ("Refund request still waiting after 1 hour: passed to the billing "
+                               "administrators"),
 }
 
 

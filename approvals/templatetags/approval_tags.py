@@ -12,6 +12,7 @@ STATUS_BADGES = {
     "rejected": "danger",
     "withdrawn": "secondary",
     "completed": "dark",
+    "expired": "secondary",
 }
 
 

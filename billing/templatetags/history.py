@@ -44,6 +44,10 @@ SENTENCES: dict[str, tuple[str, ...]] = {
     Action.REQUEST_WITHDRAWN: ("{request} withdrawn by {actor}",),
     Action.REQUEST_COMPLETED: ("{request} carried out by {actor}", "credit note {credit_note}",
                                "{amount}"),
+    Action.REQUEST_EXPIRED: ("{request} expired: approved but not carried out within {days}",),
+    Action.REQUEST_REMINDED: ("{request} still waiting after {waited}: approvers reminded",),
+    Action.REQUEST_ESCALATED: ("{request} still waiting after {waited}: passed to the billing "
+                               "administrators",),
 }
 
 # What a new refund waits for, by the state it started in.
@@ -67,6 +71,13 @@ def _request_name(event: AuditEvent) -> str:
         (kind for name, kind in REQUEST_KINDS_BY_NAME.items()
          if event.object_repr.startswith(name)), "")
     return REQUEST_NAMES.get(kind, "Request")
+
+
+def _count(n, unit: str) -> str:
+    """'1 day', '14 days'; empty when the event does not carry the number."""
+    if n in (None, ""):
+        return ""
+    return f"{n} {unit}" if int(n) == 1 else f"{n} {unit}s"
 
 
 def _facts(event: AuditEvent) -> dict[str, str]:
@@ -93,11 +104,14 @@ def _facts(event: AuditEvent) -> dict[str, str]:
         # one of two approvals: "approval 1 of 2"
         "step": (f"approval {data.get('approval')} of {data.get('approvals_needed')}"
                  if (data.get("approvals_needed") or 1) > 1 else ""),
+        "days": _count(data.get("days"), "day"),
+        "waited": _count(data.get("hours"), "hour"),
     }
 
 
-# Facts that must not break across lines: an amount with its currency, a document number.
-UNBROKEN = {"amount", "number", "credit_note"}
+# Facts that must not break across lines: an amount with its currency, a document number, a
+# duration ("14 days").
+UNBROKEN = {"amount", "number", "credit_note", "days", "waited"}
 
 
 def _markup(facts: dict[str, str]) -> dict[str, str]:

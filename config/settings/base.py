@@ -226,6 +226,9 @@ CELERY_TIMEZONE = "UTC"
 REFUND_PENDING_GRACE_SECONDS = env_int("REFUND_PENDING_GRACE_SECONDS", 120)
 CELERY_BEAT_SCHEDULE = {
     "refunds_reconcile": {"task": "refunds.reconcile", "schedule": 60.0},
+    # Financial Approval: expire approved requests, remind and escalate waiting ones
+    "approvals_requests_expire": {"task": "approvals.requests_expire", "schedule": 300.0},
+    "approvals_requests_remind": {"task": "approvals.requests_remind", "schedule": 300.0},
     "idempotency_keys_purge": {"task": "api.idempotency_keys_purge",
                                "schedule": crontab(hour=3, minute=17)},
 }
