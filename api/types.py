@@ -8,6 +8,7 @@ from enum import Enum
 
 import strawberry
 import strawberry_django
+from strawberry.scalars import JSON
 
 from approvals import models as approval_models
 from approvals.rules import clinic_policy
@@ -347,7 +348,31 @@ class FinancialRequestType:
     @strawberry_django.field(description="The approvals given so far, oldest first.")
     def approvals(self, root: approval_models.FinancialRequest) -> list[RequestApprovalType]:
         return [RequestApprovalType(by=a.approved_by.get_username(), at=a.approved_at,
-                                    remarks=a.remarks) for a in root.approvals.all()]
+                                    remarks=a.remarks) for a in root.approvals.all()
+                if a.round == root.approval_round]
+
+    @strawberry_django.field(description=(
+        "What the approvers approve: the credit note's breakdown when submitted (or last "
+        "confirmed): lines, net, tax, total, reducesBalance, paidBack and the refunds to each "
+        "payment; amounts as decimal strings."))
+    def frozen_breakdown(self, root: approval_models.FinancialRequest) -> JSON | None:
+        frozen = root.frozen_breakdown
+        if frozen is None:
+            return None
+        return {"currency": frozen["currency"],
+                "lines": [{"invoiceLineId": str(p["line"]), "description": p["description"],
+                           "net": p["net"], "tax": p["tax"], "total": p["total"]}
+                          for p in frozen["lines"]],
+                "net": frozen["net"], "tax": frozen["tax"], "total": frozen["total"],
+                "reducesBalance": frozen["reduces_balance"], "paidBack": frozen["paid_back"],
+                "refunds": [{"paymentId": str(r["payment"]), "method": r["method"],
+                             "amount": r["amount"]} for r in frozen["refunds"]]}
+
+    @strawberry_django.field(description=(
+        "The invoice changed so that the breakdown differs from the one approved: its approvers "
+        "must confirm the new breakdown (frozenBreakdown) before it can be carried out."))
+    def stale(self, root: approval_models.FinancialRequest) -> bool:
+        return root.stale
 
     @strawberry_django.field
     def dispute_reason_id(self, root: approval_models.FinancialRequest) -> strawberry.ID | None:

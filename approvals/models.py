@@ -49,6 +49,15 @@ class FinancialRequest(FSMModelMixin, models.Model):
                                        on_delete=models.PROTECT, related_name="+")
     # how many different approvers must approve it, from the clinic's rule when it was submitted
     approvals_needed = models.PositiveSmallIntegerField(default=1)
+    # what the approvers approve: the credit note's breakdown when the request was submitted (or
+    # last confirmed): lines, net, tax, total, the part reducing the balance, the part paid back
+    # and to which payments (billing.breakdown.Breakdown.frozen)
+    frozen_breakdown = models.JSONField(null=True, blank=True, editable=False)
+    frozen_total = MoneyField(null=True, blank=True, editable=False)
+    # the invoice changed so that the breakdown would differ: its approvers confirm the new one
+    # in a new round of approvals before it can be carried out
+    stale = models.BooleanField(default=False)
+    approval_round = models.PositiveSmallIntegerField(default=1)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="financial_requests"
     )
@@ -139,6 +148,11 @@ class FinancialRequest(FSMModelMixin, models.Model):
                 custom={"admin": False})
     def expire(self):
         pass
+
+    @transition(field=status, source=[RequestStatus.REQUESTED, RequestStatus.APPROVED],
+                target=RequestStatus.REQUESTED, custom={"admin": False})
+    def go_stale(self):
+        """The invoice changed so that the breakdown would differ: approved afresh."""
 
     @property
     def days_to_carry_out(self) -> int | None:
@@ -277,6 +291,8 @@ class RequestApproval(models.Model):
 
     request = models.ForeignKey(FinancialRequest, on_delete=models.CASCADE,
                                 related_name="approvals")
+    # approvals count per round: a request whose breakdown went stale is approved afresh
+    round = models.PositiveSmallIntegerField(default=1)
     step = models.PositiveSmallIntegerField()  # 1, then 2
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                     related_name="+")
@@ -287,12 +303,14 @@ class RequestApproval(models.Model):
     remarks = models.TextField(max_length=REMARKS_MAX_LENGTH, blank=True)
 
     class Meta:
-        ordering = ["request", "step"]
+        ordering = ["request", "round", "step"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "step"], name="request_approval_step_once",
+            models.UniqueConstraint(fields=["request", "round", "step"],
+                                    name="request_approval_step_once",
                                     violation_error_message="This step is approved already."),
             models.UniqueConstraint(
-                fields=["request", "approved_by"], name="request_approval_once_per_approver",
+                fields=["request", "round", "approved_by"],
+                name="request_approval_once_per_approver",
                 violation_error_message="Each approval must come from a different approver."),
             models.CheckConstraint(condition=~Q(approved_by=F("requested_by")),
                                    name="request_approval_not_by_requester"),

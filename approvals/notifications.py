@@ -201,7 +201,28 @@ def notify_request_escalated(*, request_id: int) -> None:
     )
 
 
+def notify_request_stale(*, request_id: int) -> None:
+    """The invoice changed under a request: its approvers are asked to confirm the new
+    breakdown."""
+    request = FinancialRequest.objects.select_related(
+        "clinic", "invoice__account", "requested_by").get(pk=request_id)
+    invoice = request.invoice
+    recipients = [u.email for u in approvers_of(request.clinic, exclude=request.requested_by)]
+    _send(
+        f"[{request.clinic.code}] {request.get_kind_display()} for {invoice.number} needs your "
+        "approval again",
+        f"{invoice.number} — {invoice.account.name} changed after {request.get_kind_display()} "
+        f"#{request.pk} was submitted or approved, so the credit note it would produce is no "
+        f"longer the one approved. It is now "
+        f"{format_money(request.frozen_total, invoice.currency)}"
+        f" and waits for its approvers to confirm the new breakdown before it can be carried "
+        f"out.\n\nReview it on the Financial Approval screen: {request_link(request)}",
+        recipients,
+    )
+
+
 NOTICES = {
+    "request_stale": notify_request_stale,
     "request_submitted": notify_request_submitted,
     "request_decided": notify_request_decided,
     "request_second_approval": notify_second_approval,

@@ -59,6 +59,10 @@ AMOUNT_NEEDS_CANCELLATION_REQUEST = (
     "At {clinic} a cancellation of {amount} needs {approvers}: submit an Invoice Cancellation "
     "Request first."
 )
+STALE_REQUEST = (
+    "{invoice} changed after {request} was approved, so its breakdown is no longer the one "
+    "approved: its approvers must confirm the new breakdown before it can be carried out."
+)
 REQUEST_PAST_EXPIRY = (
     "{request} expired on {when}: it was not carried out in time. Submit a new request if it "
     "is still needed."
@@ -181,18 +185,21 @@ def request_refusal(invoice: Invoice, kind: str, user, *,
 
 
 def approval_refusal(invoice: Invoice, kind: str, approval_request: FinancialRequest | None,
-                     *, amount: Decimal | None = None,
-                     reason: DisputeReason | None = None) -> str | None:
+                     *, amount: Decimal | None = None, reason: DisputeReason | None = None,
+                     named: bool = True) -> str | None:
     """A refund, credit or cancellation producing a credit note of `amount` (its total) for
     `reason` is carried out at once where the clinic's first matching rule needs no approver,
     else only with the invoice's approved request of that kind, approved by as many approvers
     as the rule needs. `approval_request`: the request that would authorise it (the one named,
-    or the invoice's open request of that kind), or None. Without `amount` (not known yet, as
-    on a menu), the smallest credit stands for it."""
+    or the invoice's open request of that kind: `named` False), or None. Without `amount` (not
+    known yet, as on a menu), the smallest credit stands for it. Where no approver is needed,
+    an open request found on the invoice is left alone (its breakdown may go stale)."""
     if amount is None:
         amount = quantum(invoice.currency)
     rule = approval_rule_for(invoice.clinic, kind, amount=amount, reason=reason)
     needed = 1 if rule is None else rule.approvers_needed
+    if needed == 0 and not named:
+        approval_request = None
     if approval_request is None:
         if needed == 0:
             return None
@@ -210,6 +217,8 @@ def approval_refusal(invoice: Invoice, kind: str, approval_request: FinancialReq
             and rule.reasons.all() else "")
     if approval_request.invoice_id != invoice.pk or approval_request.kind != kind:
         return REQUEST_OTHER_INVOICE.format(request=approval_request)
+    if approval_request.status == RequestStatus.REQUESTED and approval_request.stale:
+        return STALE_REQUEST.format(request=approval_request, invoice=invoice)
     if approval_request.status == RequestStatus.REQUESTED:
         return AWAITING_DECISION.format(kind=approval_request.get_kind_display(),
                                         invoice=invoice)
@@ -252,7 +261,8 @@ def decision_refusal(financial_request: FinancialRequest, user) -> str | None:
     if financial_request.requested_by_id == user.pk:
         return OWN_REQUEST
     if financial_request.status == RequestStatus.REQUESTED:
-        if any(approval.approved_by_id == user.pk
+        if any(approval.approved_by_id == user.pk and
+               approval.round == financial_request.approval_round
                for approval in financial_request.approvals.all()):
             return APPROVED_ALREADY_BY_YOU
         return None

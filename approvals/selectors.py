@@ -2,6 +2,7 @@
 only the requests of their clinics."""
 
 import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -133,7 +134,45 @@ def approved_request_lines(*, invoice: Invoice) -> dict[int, Decimal]:
         invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED).first()
     if approved is None:
         return {}
+    if approved.frozen_breakdown:
+        return {part["line"]: Decimal(part["net"]) for part in approved.frozen_breakdown["lines"]}
     return {line.invoice_line_id: line.amount for line in approved.lines.all()}
+
+
+@dataclass(frozen=True)
+class FrozenLine:
+    description: str
+    net: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class FrozenBreakdown:
+    """A request's frozen breakdown, its amounts as Decimals, for the screens."""
+
+    currency: str
+    lines: list[FrozenLine]
+    net: Decimal
+    tax: Decimal
+    total: Decimal
+    reduces_balance: Decimal
+    paid_back: Decimal
+    refunds: list[tuple[str, Decimal]]  # (payment method, amount)
+
+
+def frozen_breakdown_rows(financial_request: FinancialRequest) -> FrozenBreakdown | None:
+    frozen = financial_request.frozen_breakdown
+    if not frozen:
+        return None
+    return FrozenBreakdown(
+        currency=frozen["currency"],
+        lines=[FrozenLine(p["description"], Decimal(p["net"]), Decimal(p["tax"]),
+                          Decimal(p["total"])) for p in frozen["lines"]],
+        net=Decimal(frozen["net"]), tax=Decimal(frozen["tax"]), total=Decimal(frozen["total"]),
+        reduces_balance=Decimal(frozen["reduces_balance"]),
+        paid_back=Decimal(frozen["paid_back"]),
+        refunds=[(r["method"], Decimal(r["amount"])) for r in frozen["refunds"]])
 
 
 def open_requests_for_invoice(*, invoice: Invoice):

@@ -21,6 +21,7 @@ from billing.services import invoice_lock
 from billing.text import bounded_remarks
 
 from .models import (
+    OPEN_STATUSES,
     ApprovalRule,
     Approvers,
     FinancialRequest,
@@ -84,14 +85,15 @@ def _whole(invoice: Invoice):
 
 
 def _create(*, invoice: Invoice, kind: str, remarks: str, actor, approvals_needed: int,
-            dispute_reason: DisputeReason | None = None,
+            breakdown, dispute_reason: DisputeReason | None = None,
             lines: Sequence[LinePart] = ()) -> FinancialRequest:
     try:
         with transaction.atomic():  # a savepoint: a lost race on the unique index is refused
             financial_request = FinancialRequest.objects.create(
                 clinic=invoice.clinic, invoice=invoice, kind=kind, remarks=remarks,
                 requested_by=actor, approvals_needed=approvals_needed,
-                dispute_reason=dispute_reason,
+                dispute_reason=dispute_reason, frozen_breakdown=breakdown.frozen(),
+                frozen_total=breakdown.total,
             )
     except IntegrityError:
         _ensure_may_submit(invoice, kind, actor)  # says which request won
@@ -143,6 +145,7 @@ def refund_request_create(
                                    reason=dispute_reason)
         return _create(invoice=invoice, kind=RequestKind.REFUND, remarks=remarks, actor=actor,
                        approvals_needed=needed, dispute_reason=dispute_reason,
+                       breakdown=breakdown,
                        lines=breakdown.lines if lines else ())
 
 
@@ -153,10 +156,68 @@ def cancellation_request_create(*, invoice: Invoice, remarks: str, actor) -> Fin
     with transaction.atomic():
         invoice = invoice_lock(invoice)
         _ensure_may_submit(invoice, RequestKind.CANCELLATION, actor)
-        needed = _approvals_needed(invoice, RequestKind.CANCELLATION, breakdown=_whole(invoice),
+        breakdown = _whole(invoice)
+        needed = _approvals_needed(invoice, RequestKind.CANCELLATION, breakdown=breakdown,
                                    reason=None)
         return _create(invoice=invoice, kind=RequestKind.CANCELLATION, remarks=remarks,
-                       actor=actor, approvals_needed=needed)
+                       actor=actor, approvals_needed=needed, breakdown=breakdown)
+
+
+def request_breakdown_now(financial_request: FinancialRequest, invoice: Invoice | None = None):
+    """The breakdown the request describes, worked out on the invoice as it is now: its frozen
+    lines and amounts (everything still creditable for a whole refund or a cancellation). None
+    when it can no longer be carried out at all (the lines were credited meanwhile)."""
+    invoice = invoice or financial_request.invoice
+    frozen = financial_request.frozen_breakdown
+    by_id = {line.pk: line for line in invoice.lines.all()}
+    whole = financial_request.kind == RequestKind.CANCELLATION or not (
+        financial_request.lines.exists())
+    try:
+        if whole:
+            return _whole(invoice)
+        requested = [CreditLineInput(by_id[part["line"]], Decimal(part["net"]))
+                     for part in frozen["lines"]]
+        return breakdown_compute(invoice=invoice, invoice_lines=by_id.values(),
+                                 payments=invoice.payments.select_related("method"),
+                                 requested=requested)
+    except (BusinessRuleError, KeyError):
+        return None
+
+
+def requests_refresh_staleness(*, invoice: Invoice, actor=None,
+                               cause: str = "the invoice changed") -> list[FinancialRequest]:
+    """After a payment or a credit note on the invoice (in its transaction, the invoice
+    locked): each open request whose breakdown would now differ from the one its approvers
+    approved goes stale: it waits again, in a new round of approvals, for its approvers to
+    confirm the new breakdown, which is frozen in its place. Returns those requests."""
+    gone_stale = []
+    for financial_request in (FinancialRequest.objects.select_for_update()
+                              .filter(invoice=invoice, status__in=OPEN_STATUSES)
+                              .exclude(frozen_breakdown=None).order_by("pk")):
+        financial_request.invoice = invoice
+        now = request_breakdown_now(financial_request, invoice)
+        if now is not None and now.frozen() == financial_request.frozen_breakdown:
+            continue
+        from_state = financial_request.status
+        before = financial_request.frozen_breakdown
+        financial_request.go_stale()
+        financial_request.stale = True
+        financial_request.approval_round += 1
+        financial_request.expires_at = None
+        if now is not None:
+            financial_request.frozen_breakdown = now.frozen()
+            financial_request.frozen_total = now.total
+        financial_request.save()
+        audit_event_record(
+            actor=actor, clinic=invoice.clinic, invoice=invoice, obj=financial_request,
+            action=Action.REQUEST_STALE, from_state=from_state,
+            to_state=financial_request.status,
+            amount=financial_request.frozen_total,
+            data={"cause": cause, "was": before, "now": financial_request.frozen_breakdown,
+                  "round": financial_request.approval_round})
+        notify_later("request_stale", request_id=financial_request.pk)
+        gone_stale.append(financial_request)
+    return gone_stale
 
 
 def _lock_request(financial_request: FinancialRequest) -> FinancialRequest:
@@ -182,9 +243,11 @@ def _decide(*, financial_request: FinancialRequest, actor, remarks: str,
         now = timezone.now()
         data = {}
         if approve:
-            step = financial_request.approvals.count() + 1
+            step = financial_request.approvals.filter(
+                round=financial_request.approval_round).count() + 1
             RequestApproval.objects.create(
-                request=financial_request, step=step, approved_by=actor,
+                request=financial_request, round=financial_request.approval_round, step=step,
+                approved_by=actor,
                 requested_by_id=financial_request.requested_by_id, approved_at=now,
                 remarks=remarks)
             data = {"approval": step, "approvals_needed": financial_request.approvals_needed}
@@ -197,6 +260,7 @@ def _decide(*, financial_request: FinancialRequest, actor, remarks: str,
             financial_request.decided_at = now
             financial_request.decision_remarks = remarks
         if financial_request.status == RequestStatus.APPROVED:
+            financial_request.stale = False  # its approvers confirmed the new breakdown
             # not carried out within the clinic's days, it expires (housekeeping.py)
             financial_request.expires_at = financial_request.decided_at + datetime.timedelta(
                 days=financial_request.clinic.approval_expiry_days)
@@ -278,3 +342,47 @@ def approval_policy_set(*, clinic: Clinic, kind: str, policy: str) -> None:
     """One rule for everything: `direct` needs no approver, `approval` one."""
     approval_rules_set(clinic=clinic, kind=kind, rules=[
         RuleSpec(Approvers.NONE if policy == Policy.DIRECT else Approvers.ONE)])
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """One request's outcome in a bulk decision: decided (the request as it now is), or the
+    plain reason it could not be."""
+
+    request_id: int
+    financial_request: FinancialRequest | None = None
+    refusal: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusal
+
+
+NOT_FOUND = "Request #{pk} is not one of your clinics' requests."
+
+
+def requests_decide_many(*, request_ids: Sequence[int], actor, approve: bool,
+                         remarks: str = "", visible=None) -> list[DecisionOutcome]:
+    """Approve (or reject, with one remark for all) several requests: each decided in its own
+    transaction, so one that cannot be decided leaves the others decided. `visible`: the
+    requests the actor may see (a queryset); an id outside it is reported as not found. The
+    outcomes come in the order of `request_ids`, each id once."""
+    found = {request.pk: request for request in (
+        visible if visible is not None else FinancialRequest.objects.all()).filter(
+        pk__in=list(request_ids))}
+    outcomes = []
+    for pk in dict.fromkeys(request_ids):
+        financial_request = found.get(pk)
+        if financial_request is None:
+            outcomes.append(DecisionOutcome(pk, refusal=NOT_FOUND.format(pk=pk)))
+            continue
+        try:
+            decided = (request_approve(financial_request=financial_request, actor=actor,
+                                       remarks=remarks) if approve else
+                       request_reject(financial_request=financial_request, actor=actor,
+                                      remarks=remarks))
+        except BusinessRuleError as error:
+            outcomes.append(DecisionOutcome(pk, refusal=error.message))
+        else:
+            outcomes.append(DecisionOutcome(pk, financial_request=decided))
+    return outcomes

@@ -22,6 +22,7 @@ from .forms import (
 from .models import RequestStatus
 from .rules import APPROVED_ALREADY_BY_YOU, decision_refusal, withdraw_refusal
 from .selectors import (
+    frozen_breakdown_rows,
     request_counts_by_status,
     request_get_for_user,
     request_history,
@@ -101,7 +102,9 @@ def request_detail(request, pk):
         "invoice": invoice,
         "proposed_lines": financial_request.lines.select_related("invoice_line"),
         "history": request_history(financial_request=financial_request),
-        "approvals": financial_request.approvals.select_related("approved_by"),
+        "approvals": financial_request.approvals.filter(
+            round=financial_request.approval_round).select_related("approved_by"),
+        "frozen": frozen_breakdown_rows(financial_request),
         "can_decide": decision_refusal(financial_request, request.user) is None,
         "waiting_note": (APPROVED_ALREADY_BY_YOU if decision_refusal(
             financial_request, request.user) == APPROVED_ALREADY_BY_YOU else ""),

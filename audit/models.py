@@ -31,6 +31,7 @@ class Action(models.TextChoices):
     REQUEST_EXPIRED = "request.expired", "Approved request expired"
     REQUEST_REMINDED = "request.reminded", "Approvers reminded of a waiting request"
     REQUEST_ESCALATED = "request.escalated", "Waiting request escalated to administrators"
+    REQUEST_STALE = "request.stale", "Request's breakdown changed: approvals needed again"
 
 
 class AuditEventQuerySet(models.QuerySet):

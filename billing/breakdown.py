@@ -89,6 +89,20 @@ class Breakdown:
     def balance_due_after(self) -> Decimal:
         return self.invoice.balance_due - self.pre_payment
 
+    def frozen(self) -> dict:
+        """The breakdown as it stands, kept as plain data (amounts as text): what an approver
+        approves, compared with the invoice as it is later."""
+        return {
+            "currency": self.currency,
+            "lines": [{"line": part.invoice_line.pk, "description": part.invoice_line.description,
+                       "net": str(part.net), "tax": str(part.tax), "total": str(part.total)}
+                      for part in self.lines],
+            "net": str(self.subtotal), "tax": str(self.tax_amount), "total": str(self.total),
+            "reduces_balance": str(self.pre_payment), "paid_back": str(self.post_payment),
+            "refunds": [{"payment": part.payment.pk, "method": part.payment.method.name,
+                         "amount": str(part.amount)} for part in self.refunds],
+        }
+
     def payout_instructions(self) -> list[str]:
         """What staff must do by hand: 'Pay 5.250 OMR back in cash'."""
         return [payout_instruction(part.amount, self.currency, part.payment.method.name)

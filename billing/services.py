@@ -41,6 +41,7 @@ from .numbering import number_take
 from .rules import ALREADY_ISSUED as ALREADY_ISSUED
 from .rules import ISSUE_ZERO_TOTAL as ISSUE_ZERO_TOTAL
 from .rules import discard_refusal, issue_refusal, payment_refusal
+from .signals import payment_recorded
 
 ACCOUNT_OF_OTHER_CLINIC = "That patient account belongs to another clinic."
 ACCOUNT_INACTIVE = "The account {account} is closed; reopen it before billing it."
@@ -320,4 +321,5 @@ def payment_record(
             action=Action.PAYMENT_RECORDED, from_state=from_state, to_state=invoice.status,
             amount=amount, data={"method": method.name, "reference": payment.reference},
         )
+        payment_recorded.send(sender=Payment, invoice=invoice, actor=actor)
     return payment

@@ -80,7 +80,8 @@ def invoice_actions(*, invoice: Invoice, user) -> list[Action]:
     def policy(kind: str, amount=None):
         """The clinic's rules for a credit note of `amount` (None: not known before the form,
         the smallest credit stands for it): at once, or with the invoice's open request."""
-        return lambda: approval_refusal(invoice, kind, open_requests.get(kind), amount=amount)
+        return lambda: approval_refusal(invoice, kind, open_requests.get(kind), amount=amount,
+                                        named=False)
 
     actions: list[Action] = []
     if user.has_perm("billing.record_payment"):
@@ -147,7 +148,7 @@ def line_actions(*, invoice: Invoice, lines: list[InvoiceLine], payments: list[P
             continue
         target = request
         if direct and approval_refusal(invoice, RequestKind.REFUND, authorising,
-                                       amount=breakdown.total) is None:
+                                       amount=breakdown.total, named=False) is None:
             target = direct
         if target is None:
             continue

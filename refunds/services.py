@@ -22,6 +22,7 @@ from approvals.gate import (
     ensure_no_open_refund_request,
 )
 from approvals.models import FinancialRequest, RequestKind
+from approvals.services import requests_refresh_staleness
 from audit.context import audit_context
 from audit.models import Action
 from audit.services import audit_event_record
@@ -266,6 +267,9 @@ def _issue(*, invoice: Invoice, breakdown: Breakdown, kind: str, reason: Dispute
     )
     if approval_request is not None:
         approval_complete(approval_request=approval_request, actor=actor, credit_note=note)
+    # another open request on the invoice may now describe a different credit note
+    requests_refresh_staleness(invoice=invoice, actor=actor,
+                               cause=f"credit note {note.number} was issued")
     for refund in refunds:
         audit_event_record(
             actor=actor, clinic=invoice.clinic, invoice=invoice, obj=refund,

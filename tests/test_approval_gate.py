@@ -609,8 +609,11 @@ def test_the_kind_of_a_request_is_checked_per_action(unpaid, clerk, approver, re
 
     credit = credit_note_create(invoice=unpaid, lines=[CreditLineInput(lines_of(unpaid)[1])],
                                 dispute_reason=reason, actor=clerk)
+    # the credit changed what the cancellation would credit: approved afresh before use
     cancellation.refresh_from_db()
-    assert cancellation.status == RequestStatus.APPROVED
+    assert (cancellation.status, cancellation.stale) == (RequestStatus.REQUESTED, True)
+    cancellation = request_approve(financial_request=cancellation, actor=approver)
+    assert (cancellation.status, cancellation.stale) == (RequestStatus.APPROVED, False)
     note = invoice_cancel(invoice=unpaid, remarks="Duplicate", actor=clerk)
 
     assert_completed_by(refund_request, credit, clerk)

@@ -173,6 +173,8 @@ TYPICAL_EVENTS = {
                               "data": {"hours": 25, "reminder_hours": 24}},
     Action.REQUEST_ESCALATED: {"actor": None, "object_repr": "Invoice Refund Request #3",
                                "data": {"hours": 1, "reminder_hours": 1}},
+    Action.REQUEST_STALE: {"object_repr": "Invoice Refund Request #3", "amount": D("10.500"),
+                           "data": {"cause": "a payment was recorded", "round": 2}},
 }
 
 EXPECTED_SENTENCES = {
@@ -208,6 +210,8 @@ EXPECTED_SENTENCES = {
                               "reminded"),
     Action.REQUEST_ESCALATED: ("Refund request still waiting after 1 hour: passed to the billing "
                                "administrators"),
+    Action.REQUEST_STALE: ("Refund request needs its approvers again: a payment was recorded — "
+                           "10.500 OMR"),
 }
 
 
@@ -426,8 +430,9 @@ def test_a_line_outside_the_approval_posted_anyway_is_refused_plainly(
     assert ledger_state() == before
 
 
-def test_an_approval_without_lines_sets_no_limit_per_line(
+def test_an_approval_without_lines_limits_each_line_to_what_was_left_on_it(
         client, clerk, approver, approval_clinic, make_invoice, pay):
+    # the approver approved the whole refund as it stood: every line, all that was left on it
     invoice = make_invoice()
     pay(invoice, "28.700")
     line_a, line_b = lines_of(invoice)
@@ -436,7 +441,7 @@ def test_an_approval_without_lines_sets_no_limit_per_line(
 
     html = client.get(reverse("refunds:credit_note_create", args=[invoice.pk])).content.decode()
 
-    assert "Approved: up to" not in html
+    assert "Approved: up to 20.000 OMR" in html and "Approved: up to 7.333 OMR" in html
     assert f'name="line_{line_a.pk}"' in html and f'name="line_{line_b.pk}"' in html
 
 

@@ -21,7 +21,8 @@ def request_status_badge(financial_request):
     """The status; a request that needs two approvals says how many it has while it waits."""
     label = financial_request.get_status_display()
     if (financial_request.status == "requested" and financial_request.approvals_needed > 1):
-        given = len(financial_request.approvals.all())
+        given = sum(1 for approval in financial_request.approvals.all()
+                    if approval.round == financial_request.approval_round)
         label = f"{label} · {given} of {financial_request.approvals_needed} approvals"
     return {"label": label, "colour": STATUS_BADGES.get(financial_request.status)}
 

@@ -42,6 +42,7 @@ SENTENCES: dict[str, tuple[str, ...]] = {
     Action.REQUEST_APPROVED: ("{request} approved by {actor}", "{step}"),
     Action.REQUEST_REJECTED: ("{request} rejected by {actor}",),
     Action.REQUEST_WITHDRAWN: ("{request} withdrawn by {actor}",),
+    Action.REQUEST_STALE: ("{request} needs its approvers again: {cause}", "{amount}"),
     Action.REQUEST_COMPLETED: ("{request} carried out by {actor}", "credit note {credit_note}",
                                "{amount}"),
     Action.REQUEST_EXPIRED: ("{request} expired: approved but not carried out within {days}",),
@@ -101,6 +102,7 @@ def _facts(event: AuditEvent) -> dict[str, str]:
         "credit_note": str(data.get("credit_note") or ""),
         "refund_state": REFUND_STATES.get(event.to_state, ""),
         "request": _request_name(event),
+        "cause": str(data.get("cause") or "the invoice changed"),
         # one of two approvals: "approval 1 of 2"
         "step": (f"approval {data.get('approval')} of {data.get('approvals_needed')}"
                  if (data.get("approvals_needed") or 1) > 1 else ""),
