@@ -175,6 +175,15 @@ def frozen_breakdown_rows(financial_request: FinancialRequest) -> FrozenBreakdow
         refunds=[(r["method"], Decimal(r["amount"])) for r in frozen["refunds"]])
 
 
+def approved_request_proposed(*, invoice: Invoice) -> bool:
+    """Whether the invoice's approved refund request proposed its own lines (then the refund
+    form starts with exactly those ticked); a whole refund's approval leaves the choice to
+    staff, within its limits."""
+    return FinancialRequest.objects.filter(
+        invoice=invoice, kind=RequestKind.REFUND, status=RequestStatus.APPROVED,
+        lines__isnull=False).exists()
+
+
 def open_requests_for_invoice(*, invoice: Invoice):
     """Requests waiting for a decision or approved and not yet carried out: shown as a banner."""
     return list(FinancialRequest.objects.filter(invoice=invoice, status__in=OPEN_STATUSES)

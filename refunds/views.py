@@ -6,7 +6,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals.gate import LINE_NOT_APPROVED
 from approvals.rules import open_refund_request_refusal
-from approvals.selectors import approved_request_lines
+from approvals.selectors import approved_request_lines, approved_request_proposed
 from billing.breakdown import payout_instruction
 from billing.exceptions import BusinessRuleError
 from billing.forms import lines_asked_for
@@ -69,7 +69,9 @@ def credit_note_create_view(request, pk):
     invoice = invoice_get_for_user(user=request.user, pk=pk)
     lines = list(invoice.lines.all())
     approved = approved_request_lines(invoice=invoice)
-    preselect, line_refusal = _preselected_lines(invoice, lines, request.GET, approved)
+    preselect, line_refusal = _preselected_lines(
+        invoice, lines, request.GET, approved,
+        proposed=bool(approved) and approved_request_proposed(invoice=invoice))
     form = CreditNoteForm(request.POST or None, invoice=invoice, lines=lines,
                           preselect=preselect, approved=approved)
     breakdown = None
@@ -105,11 +107,13 @@ def credit_note_create_view(request, pk):
     })
 
 
-def _preselected_lines(invoice, lines, query, approved) -> tuple[dict, str | None]:
+def _preselected_lines(invoice, lines, query, approved, *,
+                       proposed: bool) -> tuple[dict, str | None]:
     """What the form starts with, and why a line the link asked for was not ticked (or None).
     ?line=<id> (Refund this line) ticks that line with what remains on it, or with what the
     approval allows; ?full=1 ticks every line with what remains; an approved request with
-    proposed lines ticks exactly those."""
+    proposed lines (`proposed`) ticks exactly those; a whole refund's approval ticks nothing
+    (its limits still show)."""
     asked, refusal = lines_asked_for(invoice=invoice, lines=lines, query=query)
     if asked and approved:
         outside = next((line for line in lines if line.pk in asked and line.pk not in approved),
@@ -119,7 +123,7 @@ def _preselected_lines(invoice, lines, query, approved) -> tuple[dict, str | Non
         asked = {pk: approved[pk] for pk in asked}
     if asked:
         return asked, None
-    if approved:
+    if approved and proposed:
         return approved, refusal
     if query.get("full") == "1":
         return ({line.pk: line.creditable_net for line in lines if line.creditable_net > 0},
