@@ -377,3 +377,33 @@ def test_the_demo_clinics_rules_are_the_contract(db, roles):
     rules = list(muscat.approval_rules.values_list("pk", flat=True))
     seed_demo()
     assert list(muscat.approval_rules.values_list("pk", flat=True)) == rules
+
+
+# -- the data migration ----------------------------------------------------------------------------
+
+def test_each_clinics_old_policy_becomes_one_rule_for_everything(db):
+    """approvals/migrations/0004: direct → a rule needing none, approval → one approver."""
+    import importlib
+    from types import SimpleNamespace
+
+    from approvals.models import ApprovalRule
+
+    migration = importlib.import_module("approvals.migrations.0004_approval_rules")
+    clinics = [ClinicFactory(code="OLDA"), ClinicFactory(code="OLDB")]
+    ApprovalRule.objects.filter(clinic__in=clinics).delete()
+    # the columns the migration reads, as they were before it
+    clinics[0].refund_policy, clinics[0].cancellation_policy = "direct", "approval"
+    clinics[1].refund_policy, clinics[1].cancellation_policy = "approval", "direct"
+    models = {("billing", "Clinic"): SimpleNamespace(objects=SimpleNamespace(
+        all=lambda: clinics)), ("approvals", "ApprovalRule"): ApprovalRule}
+    apps = SimpleNamespace(get_model=lambda app, name: models[(app, name)])
+
+    migration.policies_to_rules(apps, None)
+
+    assert {(r.clinic.code, r.kind, r.position, r.approvers, r.amount_from, r.amount_up_to)
+            for r in ApprovalRule.objects.filter(clinic__in=clinics)} == {
+        ("OLDA", "refund", 1, "none", None, None), ("OLDA", "cancellation", 1, "one", None, None),
+        ("OLDB", "refund", 1, "one", None, None), ("OLDB", "cancellation", 1, "none", None, None)}
+    old_a = Clinic.objects.get(code="OLDA")
+    assert approvers_needed(old_a, RequestKind.REFUND, amount=D("99999")) == 0
+    assert approvers_needed(old_a, RequestKind.CANCELLATION, amount=D("0.001")) == 1
