@@ -30,7 +30,7 @@ class FinancialRequestPayload:
     errors: list[str] = strawberry.field(default_factory=list)
 
 
-@strawberry.type(name="FinancialRequestDecisionOutcome")
+@strawberry.type
 class FinancialRequestDecisionOutcome:
     request_id: strawberry.ID = strawberry.field(description="The id as it was given.")
     ok: bool = strawberry.field(description=(
