@@ -6,7 +6,8 @@ resolved fields; reading them from PostgreSQL is a few milliseconds of it). So a
 cost is the number of fields it could resolve: a list field multiplies its selection by its
 `first` (as written; a variable counts as the largest page), or by LIST_ESTIMATE for the lists
 inside an object (an invoice's lines, payments…: a clinic's invoice has a few of each; one with
-many more costs proportionally more than estimated). Aliases and fragments count every time they
+many more costs proportionally more than estimated), or by the most ids a bulk call may name for
+a list with one item per id (`one_per_id()`). Aliases and fragments count every time they
 are used, so neither can multiply the work unseen. Introspection fields are not counted (their
 answer is bounded by the schema, and introspection is off in production).
 """
@@ -25,15 +26,28 @@ from graphql import (
     ValidationRule,
     get_named_type,
 )
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 LIST_ESTIMATE = 3
+ONE_PER_ID = "one item per id of a bulk call"
 TOO_COSTLY = (
     "This request asks for too much at once (about {cost:,} fields to answer; at most {limit:,}): "
     "select fewer fields, use fewer aliases or a smaller `first`, and page through the rest."
 )
 
 
-def query_cost_rule(*, limit: int, page_size: int) -> type[ValidationRule]:
+def one_per_id() -> dict:
+    """`metadata=` of a list field holding one item per id a bulk mutation names (its outcomes):
+    counted as the most ids a call may name, not as a few."""
+    return {ONE_PER_ID: True}
+
+
+def _one_per_id(field) -> bool:
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    return bool((getattr(definition, "metadata", None) or {}).get(ONE_PER_ID))
+
+
+def query_cost_rule(*, limit: int, page_size: int, bulk_size: int) -> type[ValidationRule]:
     class QueryCost(ValidationRule):
         def __init__(self, context: ValidationContext):
             super().__init__(context)
@@ -48,7 +62,7 @@ def query_cost_rule(*, limit: int, page_size: int) -> type[ValidationRule]:
 
         def multiplier(self, node: FieldNode, field) -> int:
             if "first" not in field.args:
-                return LIST_ESTIMATE
+                return bulk_size if _one_per_id(field) else LIST_ESTIMATE
             for argument in node.arguments or ():
                 if argument.name.value == "first":
                     if isinstance(argument.value, IntValueNode):

@@ -104,6 +104,10 @@ def refund_for(info, pk) -> Refund:
                            clinic_path="invoice__clinic"), "refund", pk)
 
 
+def visible_requests(info):
+    """The financial requests of the caller's clinics."""
+    return visible_to(FinancialRequest.objects.all(), user=user_of(info))
+
+
 def request_for(info, pk) -> FinancialRequest:
-    return _get(visible_to(FinancialRequest.objects.all(), user=user_of(info)),
-                "financial request", pk)
+    return _get(visible_requests(info), "financial request", pk)

@@ -13,7 +13,7 @@ from billing.models import Clinic, DisputeReason, Invoice, Payment, PaymentMetho
 from billing.selectors import invoice_search, visible_to
 from refunds.models import CreditNote
 
-from .lookups import object_id, user_of
+from .lookups import object_id, user_of, visible_requests
 from .permissions import needs
 from .types import (
     ApprovalRuleType,
@@ -86,6 +86,12 @@ def with_note_details(notes):
     return notes.prefetch_related("lines")
 
 
+def with_request_details(requests):
+    """What a FinancialRequest selection shows, in a fixed number of queries."""
+    return requests.select_related("requested_by", "decided_by", "credit_note").prefetch_related(
+        "approvals__approved_by")
+
+
 def _clinics(info: Info) -> list[ClinicType]:
     return list(visible_to(Clinic.objects.all(), user=user_of(info)).order_by("code"))
 
@@ -154,8 +160,7 @@ def _financial_requests(
     offset: int = 0,
 ) -> list[FinancialRequestType]:
     first, offset = _page(first, offset)
-    requests = visible_to(FinancialRequest.objects.all(), user=user_of(info)).select_related(
-        "requested_by", "decided_by", "credit_note").prefetch_related("approvals__approved_by")
+    requests = with_request_details(visible_requests(info))
     if clinic_id is not None:
         requests = requests.filter(clinic_id=_int(clinic_id))
     if status is not None:

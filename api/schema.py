@@ -17,6 +17,8 @@ from .mutations.credit_note_create import CreditNoteCreatePayload, credit_note_c
 from .mutations.financial_request_approve import financial_request_approve
 from .mutations.financial_request_reject import financial_request_reject
 from .mutations.financial_request_withdraw import financial_request_withdraw
+from .mutations.financial_requests_approve import financial_requests_approve
+from .mutations.financial_requests_reject import financial_requests_reject
 from .mutations.invoice_cancel import InvoiceCancelPayload, invoice_cancel
 from .mutations.invoice_cancellation_request_create import invoice_cancellation_request_create
 from .mutations.invoice_create import InvoiceCreatePayload, invoice_create
@@ -25,7 +27,7 @@ from .mutations.invoice_refund_request_create import invoice_refund_request_crea
 from .mutations.payment_create import PaymentCreatePayload, payment_create
 from .mutations.refund_mark_paid_out import refund_mark_paid_out
 from .mutations.refund_retry import refund_retry
-from .payloads import FinancialRequestPayload, RefundPayload
+from .payloads import FinancialRequestPayload, FinancialRequestsDecisionPayload, RefundPayload
 from .permissions import needs
 from .queries import Query
 from .scalars import SCALAR_OVERRIDES
@@ -60,6 +62,14 @@ class Mutation:
         resolver=financial_request_approve, extensions=APPROVE)
     financial_request_reject: FinancialRequestPayload | None = strawberry.mutation(
         resolver=financial_request_reject, extensions=APPROVE)
+    financial_requests_approve: FinancialRequestsDecisionPayload | None = strawberry.mutation(
+        resolver=financial_requests_approve, extensions=APPROVE, description=(
+            f"Approve up to {settings.API_MAX_BULK_IDS} requests, each on its own: one refused "
+            "leaves the others approved."))
+    financial_requests_reject: FinancialRequestsDecisionPayload | None = strawberry.mutation(
+        resolver=financial_requests_reject, extensions=APPROVE, description=(
+            f"Reject up to {settings.API_MAX_BULK_IDS} requests with one remark, each on its "
+            "own."))
     financial_request_withdraw: FinancialRequestPayload | None = strawberry.mutation(
         resolver=financial_request_withdraw, extensions=WRITE)
     refund_retry: RefundPayload | None = strawberry.mutation(
@@ -77,7 +87,8 @@ def build_schema(*, introspection: bool) -> strawberry.Schema:
     cost_rules = [
         *QueryDepthLimiter(max_depth=settings.API_MAX_QUERY_DEPTH).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.API_MAX_ALIASES).validation_rules,
-        query_cost_rule(limit=settings.API_MAX_QUERY_COST, page_size=settings.API_MAX_PAGE_SIZE),
+        query_cost_rule(limit=settings.API_MAX_QUERY_COST, page_size=settings.API_MAX_PAGE_SIZE,
+                        bulk_size=settings.API_MAX_BULK_IDS),
     ]
     extensions = [
         lambda: MaxTokensLimiter(max_token_count=settings.API_MAX_QUERY_TOKENS),

@@ -115,7 +115,8 @@ def test_the_mutations(contract):
         "accountCreate", "invoiceCreate", "paymentCreate", "invoiceRefund", "creditNoteCreate",
         "invoiceCancel", "invoiceRefundRequestCreate", "invoiceCancellationRequestCreate",
         "financialRequestApprove", "financialRequestReject", "financialRequestWithdraw",
-        "refundRetry", "refundMarkPaidOut",
+        "financialRequestsApprove", "financialRequestsReject", "refundRetry",
+        "refundMarkPaidOut",
     }
     for name, field in contract.mutation_type.fields.items():
         payload = get_named_type(field.type)  # every mutation returns a payload …

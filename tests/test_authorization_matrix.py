@@ -29,7 +29,9 @@ POSTs send a valid body, so `refused`, `not_found`... are not just a form reject
 API columns (each mutation): no token → 401; a token with every scope but the one the mutation
 needs → the field is null and the error names the scope; a token of another clinic's client →
 the payload's error says the object was not found; a member of the clinic without the
-permission → the payload's error says why; a member allowed to → it is done. Each query: no
+permission → the payload's error says why; a member allowed to → it is done. (A bulk decision
+answers for each request in its `outcomes`: their errors are its sentences, their requests its
+objects.) Each query: no
 token → 401; no `billing:read` → the error names it; another clinic's token → none of our rows;
 our clerk's token → our rows. Nothing changes in any refused cell.
 """
@@ -50,6 +52,7 @@ from api.lookups import NOT_FOUND as NOT_IN_YOUR_CLINICS
 from api.views import UNAUTHENTICATED
 from approvals.models import ApprovalRule
 from approvals.rules import OWN_REQUEST, WITHDRAW_NOT_REQUESTER
+from approvals.services import NOT_FOUND as REQUEST_NOT_FOUND
 from approvals.services import refund_request_create
 from billing.access import NO_PERMISSION
 from billing.models import Policy
@@ -505,19 +508,46 @@ def no_permission(action):
     return lambda w: NO_PERMISSION.format(action=action)
 
 
+def payload_answer(payload: dict) -> tuple[list[str], list]:
+    """What a payload says: its sentences (`errors`) and its objects (every other field)."""
+    return payload["errors"], [value for key, value in payload.items() if key != "errors"]
+
+
+def outcomes_answer(payload: dict) -> tuple[list[str], list]:
+    """What a bulk decision says: the call's errors and each refused request's, and the
+    requests of its outcomes."""
+    outcomes = payload["outcomes"]
+    return ([*payload["errors"], *(o["error"] for o in outcomes if not o["ok"])],
+            [o["financialRequest"] for o in outcomes])
+
+
+def request_not_found(variables: dict) -> str:
+    """A bulk decision's outcome for another clinic's request."""
+    [request_id] = variables["requestIds"]
+    return REQUEST_NOT_FOUND.format(pk=request_id)
+
+
 @dataclass(frozen=True)
 class Mutation:
     """A minimal valid call, the scope it needs, how another clinic's client is told the object
-    is not there (what, and the variable naming it), who of the clinic may not make it (and
-    what they are told), and who may."""
+    is not there (what, and the variable naming it; or the sentence, from the variables), who
+    of the clinic may not make it (and what they are told), and who may. `answer` reads the
+    payload's sentences and objects."""
 
     document: str
     variables: Callable[[World], dict]
     scope: str
-    not_found: tuple[str, str]
+    not_found: tuple[str, str] | Callable[[dict], str]
     refused: dict[str, Callable[[World], str]]
     allowed: str
     prepare: Callable[[World], None] = lambda w: None
+    answer: Callable[[dict], tuple[list[str], list]] = payload_answer
+
+    def not_found_message(self, variables: dict) -> str:
+        if callable(self.not_found):
+            return self.not_found(variables)
+        what, variable = self.not_found
+        return NOT_IN_YOUR_CLINICS.format(what=what, id=variables[variable])
 
 
 def first_line(invoice):
@@ -601,6 +631,22 @@ MUTATIONS: dict[str, Mutation] = {
         "approvals:write", ("financial request", "requestId"),
         {CLERK: no_permission("approve or reject financial requests"),
          REQUESTER: lambda w: OWN_REQUEST}, APPROVER),
+    "financialRequestsApprove": Mutation(
+        """mutation($requestIds: [ID!]!, $remarks: String!) {
+             financialRequestsApprove(requestIds: $requestIds, remarks: $remarks) {
+               outcomes { requestId ok error financialRequest { id } } errors } }""",
+        lambda w: {"requestIds": [str(w.request.pk)], "remarks": "Checked the receipts"},
+        "approvals:write", request_not_found,
+        {CLERK: no_permission("approve or reject financial requests"),
+         REQUESTER: lambda w: OWN_REQUEST}, APPROVER, answer=outcomes_answer),
+    "financialRequestsReject": Mutation(
+        """mutation($requestIds: [ID!]!, $remarks: String!) {
+             financialRequestsReject(requestIds: $requestIds, remarks: $remarks) {
+               outcomes { requestId ok error financialRequest { id } } errors } }""",
+        lambda w: {"requestIds": [str(w.request.pk)], "remarks": "Not covered"},
+        "approvals:write", request_not_found,
+        {CLERK: no_permission("approve or reject financial requests"),
+         REQUESTER: lambda w: OWN_REQUEST}, APPROVER, answer=outcomes_answer),
     "financialRequestWithdraw": Mutation(
         """mutation($requestId: ID!) {
              financialRequestWithdraw(requestId: $requestId) {
@@ -682,18 +728,18 @@ def test_api_mutation_matrix(client, world, name, column):
         return
     assert "errors" not in result, result
     payload = result["data"][name]
-    objects = [value for key, value in payload.items() if key != "errors"]
+    sentences, objects = mutation.answer(payload)
+    assert objects, payload
     if column == mutation.allowed:
-        assert payload["errors"] == []
+        assert sentences == []
         assert all(value is not None for value in objects), payload
         assert snapshot() != before
         return
     if column == OUTSIDER:
-        what, variable = mutation.not_found
-        message = NOT_IN_YOUR_CLINICS.format(what=what, id=variables[variable])
+        message = mutation.not_found_message(variables)
     else:
         message = mutation.refused[column](world)
-    assert payload["errors"] == [message]
+    assert sentences == [message]
     assert all(value is None for value in objects), payload
     assert snapshot() == before
 

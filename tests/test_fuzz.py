@@ -417,10 +417,12 @@ def root_fields() -> list[tuple[str, str]]:
 
 
 def id_kind(hint: str, field_name: str) -> str:
-    """The kind of row an ID argument names: `invoiceLineId` → invoice_line; `id` → the
-    field's own (`creditNote(id:)` → credit_note)."""
+    """The kind of row an ID argument names: `invoiceLineId` → invoice_line; `requestIds` (a
+    list) → request; `id` → the field's own (`creditNote(id:)` → credit_note)."""
     if hint == "id":
         return snake(field_name)
+    if hint.endswith("Ids"):
+        hint = hint[:-1]
     return snake(hint[:-2] if hint.endswith("Id") else hint)
 
 
@@ -531,8 +533,9 @@ def input_objects(gql_type: GraphQLInputObjectType, field_name: str, ledger: Led
 
 
 def selection(gql_type, operation: str) -> str:
-    """A mutation payload: `errors` and the id of each object it returns. A query: the leaf
-    fields of what it returns."""
+    """A mutation payload: `errors` and the id of each object it returns, and a bulk call's
+    `outcomes` (their leaf fields and the id of their object). A query: the leaf fields of what
+    it returns."""
     named = get_named_type(gql_type)
     if not isinstance(named, GraphQLObjectType):
         return ""
@@ -546,6 +549,10 @@ def selection(gql_type, operation: str) -> str:
                 chosen.append(name)
             elif isinstance(target, GraphQLObjectType) and "id" in target.fields:
                 chosen.append(f"{name} {{ id }}")
+            elif name == "outcomes":
+                chosen.append(f"{name} {selection(target, 'outcome')}")
+        elif operation == "outcome" and isinstance(target, GraphQLObjectType):
+            chosen.append(f"{name} {{ id }}")
         elif is_leaf_type(target):
             chosen.append(name)
     return "{ " + " ".join(chosen) + " }"
@@ -728,6 +735,38 @@ def check_decision(status: str) -> Callable:
     return check
 
 
+def check_bulk_decision(status: str) -> Callable:
+    """Each request decided was named by its row id and is now `status` (or, approved by the
+    first of two approvers, still waiting), with the remarks sent."""
+    def check(call: Call, payload: dict, before: dict) -> None:
+        for outcome in payload["outcomes"]:
+            if not outcome["ok"]:
+                continue
+            request = FinancialRequest.objects.get(pk=outcome["financialRequest"]["id"])
+            assert int(outcome["requestId"]) == request.pk
+            assert request.status == status or (
+                status == RequestStatus.APPROVED and request.status == RequestStatus.REQUESTED
+                and request.approvals.exists()), (outcome, request.status)
+            if request.status == status:
+                assert request.decision_remarks == (call.variables.get("remarks") or "").strip()
+
+    return check
+
+
+def check_outcomes(payload: dict) -> bool:
+    """A bulk call's outcomes, each decided on its own: a decided one names a row id and has its
+    object; a refused one says why and has none. Whether any was decided."""
+    for outcome in payload["outcomes"]:
+        objects = [value for key, value in outcome.items() if isinstance(value, dict | None)
+                   and key != "error"]
+        if outcome["ok"]:
+            assert is_row_id(outcome["requestId"]), outcome
+            assert outcome["error"] is None and all(value is not None for value in objects)
+        else:
+            assert outcome["error"].strip() and all(value is None for value in objects), outcome
+    return any(outcome["ok"] for outcome in payload["outcomes"])
+
+
 def check_account_create(call: Call, payload: dict, before: dict) -> None:
     account = Account.objects.get(pk=payload["account"]["id"])
     assert account.name == call.variables["name"].strip()
@@ -742,6 +781,8 @@ CARRIED_OUT = {
     "financialRequestApprove": check_decision(RequestStatus.APPROVED),
     "financialRequestReject": check_decision(RequestStatus.REJECTED),
     "financialRequestWithdraw": check_decision(RequestStatus.WITHDRAWN),
+    "financialRequestsApprove": check_bulk_decision(RequestStatus.APPROVED),
+    "financialRequestsReject": check_bulk_decision(RequestStatus.REJECTED),
     "accountCreate": check_account_create,
 }
 
@@ -793,6 +834,9 @@ def test_graphql_field_with_hostile_arguments(ledger, client, operation, name):
             payload = (body.get("data") or {}).get(name)
             carried_out = (payload is not None and payload.get("errors") == []
                            and not body.get("errors"))
+            bulk = carried_out and "outcomes" in payload
+            if bulk:  # each id is decided or refused on its own: the ids are checked there
+                carried_out = check_outcomes(payload)
             if not carried_out:
                 assert after == before, body
                 if payload is not None:
@@ -803,7 +847,7 @@ def test_graphql_field_with_hostile_arguments(ledger, client, operation, name):
             assert after != before, "carried out, but nothing changed"
             for argument, gql_type in call.arguments.items():
                 value = call.variables.get(argument)
-                for sent in sent_values(value, gql_type, "ID"):
+                for sent in () if bulk else sent_values(value, gql_type, "ID"):
                     assert is_row_id(sent), f"carried out with {argument} id {sent!r}"
                 for sent in sent_values(value, gql_type, "Decimal"):
                     assert PLAIN_AMOUNT.fullmatch(number_text(sent)), (

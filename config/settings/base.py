@@ -301,6 +301,8 @@ API_MAX_ALIASES = env_int("API_MAX_ALIASES", 15)
 API_MAX_QUERY_COST = env_int("API_MAX_QUERY_COST", 8_000)
 API_MAX_PAGE_SIZE = 100
 API_MAX_OFFSET = 10_000
+# Requests one bulk decision (financialRequestsApprove/Reject) may name.
+API_MAX_BULK_IDS = 100
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 256 * 1024)
 API_MAX_JSON_DEPTH = 32
 # Idempotency keys are kept at least this long (purge_idempotency_keys removes older ones).
