@@ -126,7 +126,7 @@ def _bulk_summary(outcomes: list[DecisionOutcome], *, approve: bool) -> str:
     if not failed:
         return f"{summary}."
     reasons = " ".join(f"#{outcome.request_id} — {outcome.refusal}" for outcome in failed)
-    return f"{summary}; {len(failed)} could not be: {reasons}"
+    return f"{summary}, {len(failed)} could not be: {reasons}"
 
 
 @login_required

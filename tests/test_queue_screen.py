@@ -352,7 +352,7 @@ def test_bulk_approval_decides_each_request_and_says_what_became_of_each(as_appr
     # one message: what was decided, and each that could not be, with its number and why
     assert messages_of(response) == [(messages.WARNING, (
         f"2 approved, 1 approved (1 of 2 approvals: #{mixed['two']}; it waits for a second, "
-        f"different approver); 3 could not be: #{mixed['own']} — {OWN_REQUEST} "
+        f"different approver), 3 could not be: #{mixed['own']} — {OWN_REQUEST} "
         f"#{mixed['decided']} — "
         f"{ALREADY_DECIDED.format(who='approver2', status='approved')} "
         f"#{mixed['austin']} — {NOT_FOUND.format(pk=mixed['austin'])}"))]
@@ -422,7 +422,7 @@ def test_staff_who_may_not_decide_get_no_tick_boxes_and_no_bulk_decision(client,
 
     refusal = NO_PERMISSION.format(action="approve or reject financial requests")
     assert messages_of(response) == [
-        (messages.ERROR, f"None approved; 1 could not be: #{mixed['first']} — {refusal}")]
+        (messages.ERROR, f"None approved, 1 could not be: #{mixed['first']} — {refusal}")]
     assert (ledger_state(), statuses()) == before
 
 
