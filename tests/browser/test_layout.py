@@ -35,7 +35,6 @@ OVERFLOWING = """() => {
   if (document.documentElement.scrollWidth > window.innerWidth + 1)
     found.push(`page is ${document.documentElement.scrollWidth}px wide`);
   document.querySelectorAll("table").forEach((table, n) => {
-    if (table.closest("details:not([open])")) return;  // not shown until it is opened
     const box = table.parentElement;
     if (table.offsetParent && table.scrollWidth > box.clientWidth + 1)
       found.push(`table ${n + 1} (${table.querySelector("th")?.textContent.trim()}…) is `
