@@ -3,11 +3,14 @@ lines and amounts may be proposed and who may decide is the services' business: 
 are the ones staff see."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
-from billing.forms import LinePickerMixin
-from billing.models import CANCELLATION_REASON, DisputeReason
+from billing.forms import NOT_YOUR_CLINIC, LinePickerMixin
+from billing.models import CANCELLATION_REASON, Clinic, DisputeReason
+from billing.selectors import clinics_for_user
 
-from .models import REMARKS_MAX_LENGTH, RequestStatus
+from .models import REMARKS_MAX_LENGTH, RequestKind, RequestStatus
+from .selectors import DEFAULT_SORT, REQUEST_SORTS
 
 
 def _remarks_field(*, label: str, rows: int = 3, placeholder: str = "", required: bool = False):
@@ -23,16 +26,102 @@ def _remarks_field(*, label: str, rows: int = 3, placeholder: str = "", required
 
 
 class RequestFilterForm(forms.Form):
+    """The queue's filters and order. The clinic is one of the user's own (another id is
+    refused with NOT_YOUR_CLINIC, as on the invoice list); the page shows that choice only to
+    staff of several clinics."""
+
     q = forms.CharField(
         required=False, label="Invoice number",
         widget=forms.TextInput(attrs={"placeholder": "e.g. INV-MUSCAT-000012"}),
     )
     status = forms.ChoiceField(required=False,
                                choices=[("", "Any status"), *RequestStatus.choices])
+    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *RequestKind.choices],
+                             widget=forms.Select(attrs={"class": "form-select"}))
+    clinic = forms.ModelChoiceField(
+        queryset=Clinic.objects.none(), required=False, empty_label="All my clinics",
+        error_messages={"invalid_choice": NOT_YOUR_CLINIC},
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
     date_from = forms.DateField(required=False, label="Requested from",
                                 widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="Requested to",
                               widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(
+        required=False, label="Order",
+        choices=[(value, label) for value, (label, _) in REQUEST_SORTS.items()],
+        widget=forms.Select(attrs={"class": "form-select"}))
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        clinics = clinics_for_user(user=user).order_by("name", "pk")
+        self.fields["clinic"].queryset = clinics
+        self.several_clinics = clinics.count() > 1
+
+    def filters(self) -> dict:
+        """What request_search is asked, from the fields that are valid: a field refused (a
+        clinic not the user's, a date that is not one) is left out and shown as an error, and
+        the queue keeps to the user's own clinics."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        clinic = data.get("clinic")
+        return {
+            "status": data.get("status") or "",
+            "kind": data.get("kind") or "",
+            "clinic_id": clinic.pk if clinic else None,
+            "date_from": data.get("date_from"),
+            "date_to": data.get("date_to"),
+            "search": data.get("q") or "",
+            "sort": data.get("sort") or DEFAULT_SORT,
+        }
+
+
+NOTHING_SELECTED = "Select at least one request: tick the box at the start of its row."
+NOT_A_REQUEST = "That selection does not name a request. Reload the queue and select again."
+TOO_MANY_SELECTED = "Select at most {limit} requests at a time."
+BULK_REJECT_REMARKS = (
+    "Say why the selected requests are rejected: the remarks are given to each of them."
+)
+CHOOSE_DECISION = "Choose Approve selected or Reject selected."
+BULK_LIMIT = 100
+
+
+class BulkDecisionForm(forms.Form):
+    """The requests ticked on the queue, approve or reject, and one remark for all of them
+    (a rejection needs it). Who may decide which request is the service's business."""
+
+    request = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve selected"), ("reject", "Reject selected")],
+        error_messages={"required": CHOOSE_DECISION, "invalid_choice": CHOOSE_DECISION})
+    remarks = _remarks_field(label="Remarks for the selected requests (required to reject)",
+                             rows=2)
+
+    def clean_request(self):
+        values = self.cleaned_data.get("request") or []
+        if not values:
+            raise ValidationError(NOTHING_SELECTED)
+        if len(values) > BULK_LIMIT:
+            raise ValidationError(TOO_MANY_SELECTED.format(limit=BULK_LIMIT))
+        ids = []
+        for value in values:
+            text = str(value).strip()
+            if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**31:
+                raise ValidationError(NOT_A_REQUEST)
+            ids.append(int(text))
+        return ids
+
+    def clean(self):
+        cleaned = super().clean()
+        # one remark for many requests: asked for once here, rather than refused once per
+        # request by the service (which refuses a rejection without remarks all the same)
+        if cleaned.get("decision") == "reject" and not (cleaned.get("remarks") or "").strip():
+            self.add_error("remarks", BULK_REJECT_REMARKS)
+        return cleaned
+
+    @property
+    def approve(self) -> bool:
+        return self.cleaned_data["decision"] == "approve"
 
 
 class CancellationRequestForm(forms.Form):

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from audit.models import AuditEvent
@@ -39,8 +40,26 @@ def requests_for_user(*, user) -> QuerySet[FinancialRequest]:
     ).order_by("-requested_at", "-pk")
 
 
+# The queue's orders: {value: (label, ordering)}. An old request frozen no breakdown (its
+# amount is unknown): it comes after those with an amount, either way round.
+REQUEST_SORTS = {
+    "newest": ("Newest first", ("-requested_at", "-pk")),
+    "oldest": ("Oldest first", ("requested_at", "pk")),
+    "largest": ("Largest amount first", (F("frozen_total").desc(nulls_last=True), "-pk")),
+    "smallest": ("Smallest amount first", (F("frozen_total").asc(nulls_last=True), "pk")),
+}
+DEFAULT_SORT = "newest"
+
+
 def _filtered(requests: QuerySet, *, user, date_from: datetime.date | None,
-              date_to: datetime.date | None, search: str) -> QuerySet:
+              date_to: datetime.date | None, search: str, kind: str = "",
+              clinic_id: int | None = None) -> QuerySet:
+    if kind:
+        requests = requests.filter(kind=kind)
+    if clinic_id:
+        # one of the user's own clinics (the filter form offers no other): `requests` already
+        # starts from the user's clinics, so another id finds nothing
+        requests = requests.filter(clinic_id=clinic_id)
     if date_from:
         requests = requests.filter(requested_at__date__gte=date_from)
     if date_to:
@@ -57,24 +76,40 @@ def _filtered(requests: QuerySet, *, user, date_from: datetime.date | None,
 
 
 def request_search(*, user, status: str = "", date_from: datetime.date | None = None,
-                   date_to: datetime.date | None = None,
-                   search: str = "") -> QuerySet[FinancialRequest]:
-    """The queue: by status, requested date (inclusive, in the site's time zone) and invoice
-    number."""
+                   date_to: datetime.date | None = None, search: str = "", kind: str = "",
+                   clinic_id: int | None = None,
+                   sort: str = DEFAULT_SORT) -> QuerySet[FinancialRequest]:
+    """The queue: by status, kind, clinic (one of the user's), requested date (inclusive, in the
+    site's time zone) and invoice number; newest first unless `sort` says otherwise
+    (REQUEST_SORTS)."""
     requests = _filtered(requests_for_user(user=user), user=user, date_from=date_from,
-                         date_to=date_to, search=search)
+                         date_to=date_to, search=search, kind=kind, clinic_id=clinic_id)
     if status:
         requests = requests.filter(status=status)
-    return requests.prefetch_related("approvals")  # "1 of 2 approvals" on a row
+    _, ordering = REQUEST_SORTS.get(sort or DEFAULT_SORT, REQUEST_SORTS[DEFAULT_SORT])
+    # "1 of 2 approvals" and whether the user may decide, on every row
+    return requests.order_by(*ordering).prefetch_related("approvals")
+
+
+def request_export(*, user, **filters) -> QuerySet[FinancialRequest]:
+    """The queue's requests as request_search finds them, for a CSV export: each carries
+    `approvals_given` (its approvals in the current round) instead of the prefetched approvals,
+    so the export is one query however many rows it has, and can be read in chunks."""
+    given = (RequestApproval.objects.filter(request=OuterRef("pk"),
+                                            round=OuterRef("approval_round"))
+             .order_by().values("request").annotate(n=Count("pk")).values("n"))
+    return (request_search(user=user, **filters).prefetch_related(None)
+            .annotate(approvals_given=Coalesce(Subquery(given), 0)))
 
 
 def request_counts_by_status(*, user, date_from: datetime.date | None = None,
-                             date_to: datetime.date | None = None,
-                             search: str = "") -> dict[str, int]:
-    """{status: how many} over the user's clinics, after the date and invoice filters; every
-    status is present, with 0 when none."""
+                             date_to: datetime.date | None = None, search: str = "",
+                             kind: str = "", clinic_id: int | None = None) -> dict[str, int]:
+    """{status: how many} over the user's clinics, after the kind, clinic, date and invoice
+    filters; every status is present, with 0 when none."""
     requests = _filtered(visible_to(FinancialRequest.objects.all(), user=user), user=user,
-                         date_from=date_from, date_to=date_to, search=search)
+                         date_from=date_from, date_to=date_to, search=search, kind=kind,
+                         clinic_id=clinic_id)
     counts = dict(requests.order_by().values_list("status").annotate(n=Count("pk")))
     return {status: counts.get(status, 0) for status in RequestStatus.values}
 
@@ -159,6 +194,26 @@ class FrozenBreakdown:
     reduces_balance: Decimal
     paid_back: Decimal
     refunds: list[tuple[str, Decimal]]  # (payment method, amount)
+
+
+# How long a request has waited against its clinic's approval_reminder_hours (H): within H; past
+# H (its approvers were reminded); past 2H (it went to the billing administrators). The same
+# moments as the reminder job's (approvals/housekeeping.py): a request waiting exactly H is due.
+WAITING_IN_TIME, WAITING_OVERDUE, WAITING_LONG_OVERDUE = 0, 1, 2
+
+
+def waiting_overdue(financial_request: FinancialRequest, *, now: datetime.datetime) -> int:
+    """WAITING_IN_TIME, WAITING_OVERDUE or WAITING_LONG_OVERDUE; a request no longer waiting
+    for a decision is in time (nothing is late on it)."""
+    if financial_request.status != RequestStatus.REQUESTED:
+        return WAITING_IN_TIME
+    hours = datetime.timedelta(hours=financial_request.clinic.approval_reminder_hours)
+    waited = now - financial_request.requested_at
+    if waited >= 2 * hours:
+        return WAITING_LONG_OVERDUE
+    if waited >= hours:
+        return WAITING_OVERDUE
+    return WAITING_IN_TIME
 
 
 def frozen_breakdown_rows(financial_request: FinancialRequest) -> FrozenBreakdown | None:

@@ -6,6 +6,8 @@ app_name = "approvals"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("bulk/", views.bulk_decide, name="bulk_decide"),
+    path("export.csv", views.queue_csv, name="queue_csv"),
     path("<int:pk>/", views.request_detail, name="request_detail"),
     path("<int:pk>/approve/", views.request_approve_view, name="request_approve"),
     path("<int:pk>/reject/", views.request_reject_view, name="request_reject"),

@@ -1,39 +1,48 @@
+import csv
+import datetime
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import QueryDict
+from django.http import QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.exceptions import BusinessRuleError
 from billing.forms import lines_asked_for
+from billing.money import minor_units, round_money
 from billing.pagination import CappedPaginator
 from billing.selectors import invoice_get_for_user
 
 from .forms import (
     ApproveForm,
+    BulkDecisionForm,
     CancellationRequestForm,
     RefundRequestForm,
     RejectForm,
     RequestFilterForm,
 )
-from .models import RequestStatus
+from .models import REMARKS_MAX_LENGTH, RequestStatus
 from .rules import APPROVED_ALREADY_BY_YOU, decision_refusal, withdraw_refusal
 from .selectors import (
     frozen_breakdown_rows,
     request_counts_by_status,
+    request_export,
     request_get_for_user,
     request_history,
     request_search,
+    requests_for_user,
 )
 from .services import (
+    DecisionOutcome,
     cancellation_request_create,
     refund_request_create,
     request_approve,
     request_reject,
     request_withdraw,
+    requests_decide_many,
 )
 
 PAGE_SIZE = 25
@@ -69,18 +78,14 @@ def _status_pills(query, counts, current):
 
 @login_required
 def queue(request):
-    form = RequestFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    narrowing = {
-        "date_from": filters.get("date_from"),
-        "date_to": filters.get("date_to"),
-        "search": filters.get("q") or "",
-    }
-    status = filters.get("status") or ""
-    requests = request_search(user=request.user, status=status, **narrowing)
+    form = RequestFilterForm(request.GET or None, user=request.user)
+    filters = form.filters()
+    requests = request_search(user=request.user, **filters)
     page = CappedPaginator(requests, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # the counts follow every filter but the status (each pill keeps its number)
+    narrowing = {name: value for name, value in filters.items() if name not in ("status", "sort")}
     counts = request_counts_by_status(user=request.user, **narrowing)
     return render(request, "approvals/queue.html", {
         "form": form,
@@ -88,9 +93,140 @@ def queue(request):
         "query": query.urlencode(),
         # a request opened from here returns to these filters and this page once decided
         "detail_suffix": f"?{urlencode({'back': request.GET.urlencode()})}" if request.GET else "",
+        "back": request.GET.urlencode(),
         "counts": counts,
-        "pills": _status_pills(query, counts, status),
+        "pills": _status_pills(query, counts, filters["status"]),
+        # the rows this user may decide get a tick box for a bulk decision
+        "decidable": {item.pk for item in page if decision_refusal(item, request.user) is None},
+        "csv_max_rows": CSV_MAX_ROWS,
+        "remarks_max_length": REMARKS_MAX_LENGTH,
     })
+
+
+def _bulk_summary(outcomes: list[DecisionOutcome], *, approve: bool) -> str:
+    """One message for a bulk decision: how many were decided, and each that could not be,
+    with its number and the reason, e.g. "3 approved, 1 could not be: #12 — You submitted this
+    request, so someone else must decide it." """
+    decided = [outcome for outcome in outcomes if outcome.ok]
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    parts = []
+    if approve:
+        halfway = [outcome for outcome in decided
+                   if outcome.financial_request.status == RequestStatus.REQUESTED]
+        if fully := len(decided) - len(halfway):
+            parts.append(f"{fully} approved")
+        if halfway:
+            numbers = ", ".join(f"#{outcome.request_id}" for outcome in halfway)
+            waits = "it waits" if len(halfway) == 1 else "they wait"
+            parts.append(f"{len(halfway)} approved (1 of 2 approvals: {numbers}; {waits} for "
+                         "a second, different approver)")
+    elif decided:
+        parts.append(f"{len(decided)} rejected")
+    summary = ", ".join(parts) or f"None {'approved' if approve else 'rejected'}"
+    if not failed:
+        return f"{summary}."
+    reasons = " ".join(f"#{outcome.request_id} — {outcome.refusal}" for outcome in failed)
+    return f"{summary}, {len(failed)} could not be: {reasons}"
+
+
+@login_required
+@require_POST
+def bulk_decide(request):
+    """Approve or reject the requests ticked on the queue, each in its own transaction
+    (requests_decide_many), then back to the queue as it was, with one message saying what
+    happened to each."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return _back_to_queue(request)
+    outcomes = requests_decide_many(
+        request_ids=form.cleaned_data["request"], actor=request.user, approve=form.approve,
+        remarks=form.cleaned_data["remarks"], visible=requests_for_user(user=request.user))
+    summary = _bulk_summary(outcomes, approve=form.approve)
+    if all(outcome.ok for outcome in outcomes):
+        messages.success(request, summary)
+    elif any(outcome.ok for outcome in outcomes):
+        messages.warning(request, summary)
+    else:
+        messages.error(request, summary)
+    return _back_to_queue(request)
+
+
+# -- the queue as a spreadsheet ----------------------------------------------------------------
+
+CSV_MAX_ROWS = 50_000
+CSV_CHUNK = 2000
+CSV_HEADER = [
+    "Request", "Kind", "Status", "Clinic", "Invoice", "Patient", "Requested by",
+    "Requested at (UTC)", "Age (hours)", "Amount", "Currency", "Approvals given",
+    "Approvals needed", "Decided by", "Decided at (UTC)", "Stale", "Remarks",
+]
+CSV_CAPPED = (
+    "More than {limit:,} requests match these filters: only the first {limit:,} are exported. "
+    "Narrow the filters (status, kind, clinic or dates) to export the rest."
+)
+# A spreadsheet reads a cell starting with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text, never runs (a leading ' keeps a formula inert)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def _utc(moment: datetime.datetime | None) -> str:
+    return moment.astimezone(datetime.UTC).isoformat(timespec="seconds") if moment else ""
+
+
+def _name(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def _csv_row(item, *, now: datetime.datetime) -> list[str]:
+    currency = item.invoice.currency
+    amount = ("" if item.frozen_total is None else
+              f"{round_money(item.frozen_total, currency):.{minor_units(currency)}f}")
+    return [_cell(value) for value in [
+        item.pk, item.get_kind_display(), item.get_status_display(), item.clinic.code,
+        item.invoice.number or "Draft", item.invoice.account.name, _name(item.requested_by),
+        _utc(item.requested_at), int((now - item.requested_at).total_seconds() // 3600),
+        amount, currency, item.approvals_given, item.approvals_needed, _name(item.decided_by),
+        _utc(item.decided_at), "yes" if item.stale else "no", item.remarks,
+    ]]
+
+
+class _Echo:
+    """csv.writer writes each row here and gets it back, to be streamed."""
+
+    def write(self, value):
+        return value
+
+
+def _csv_lines(requests, *, now: datetime.datetime):
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(CSV_HEADER)  # the mark lets spreadsheets read UTF-8
+    for count, item in enumerate(
+            requests[:CSV_MAX_ROWS + 1].iterator(chunk_size=CSV_CHUNK), start=1):
+        if count > CSV_MAX_ROWS:
+            yield writer.writerow([CSV_CAPPED.format(limit=CSV_MAX_ROWS)])
+            return
+        yield writer.writerow(_csv_row(item, now=now))
+
+
+@login_required
+@require_GET
+def queue_csv(request):
+    """The requests the queue's filters show (every page, not only one), as CSV: the same
+    filters, order and clinics as the queue, at most CSV_MAX_ROWS rows."""
+    form = RequestFilterForm(request.GET or None, user=request.user)
+    now = timezone.now()
+    requests = request_export(user=request.user, **form.filters())
+    response = StreamingHttpResponse(_csv_lines(requests, now=now),
+                                     content_type="text/csv; charset=utf-8")
+    filename = f"financial-approval-{timezone.localtime(now):%Y%m%d-%H%M}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required

@@ -207,6 +207,12 @@ PAGES = {
     "approval queue, waiting": ("approver", "/approvals/?status=requested"),
     "approval queue, all": ("group_member", "/approvals/"),
     "approval queue by invoice number": ("approver", "/approvals/?q={invoice.number}"),
+    # by amount: the (clinic, status) index finds the rows, which are then sorted
+    "approval queue, waiting, largest first": ("approver",
+                                               "/approvals/?status=requested&sort=largest"),
+    "approval queue, all, smallest first": ("group_member", "/approvals/?sort=smallest"),
+    "approval queue, one clinic's refunds": ("group_member",
+                                             "/approvals/?kind=refund&clinic={invoice.clinic_id}"),
     "credit notes": ("group_member", "/billing/credit-notes/"),
     "credit note by number": ("group_member", "/billing/credit-notes/?q=CN-000008"),
     "credit notes by invoice number": ("clerk", "/billing/credit-notes/?q={invoice.number}"),

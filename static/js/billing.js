@@ -27,10 +27,11 @@
 (function () {
   "use strict";
 
-  // A click anywhere on a row opens it; links and controls inside the row keep their own target.
+  // A click anywhere on a row opens it; links and controls inside the row keep their own target,
+  // and so does a breakdown opened in the row (details).
   document.querySelectorAll("tr.clickable[data-href]").forEach(function (row) {
     row.addEventListener("click", function (event) {
-      if (event.target.closest("a, button, input, select, textarea, label")) return;
+      if (event.target.closest("a, button, input, select, textarea, label, details")) return;
       window.location.href = row.dataset.href;
     });
   });
