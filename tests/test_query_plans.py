@@ -207,7 +207,7 @@ PAGES = {
     "approval queue, waiting": ("approver", "/approvals/?status=requested"),
     "approval queue, all": ("group_member", "/approvals/"),
     "approval queue by invoice number": ("approver", "/approvals/?q={invoice.number}"),
-    # by amount: the (clinic, status) index finds the rows, which are then sorted
+    # by amount: read in order from the amount indexes (by status, or across every status)
     "approval queue, waiting, largest first": ("approver",
                                                "/approvals/?status=requested&sort=largest"),
     "approval queue, all, smallest first": ("group_member", "/approvals/?sort=smallest"),
