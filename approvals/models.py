@@ -95,16 +95,8 @@ class FinancialRequest(FSMModelMixin, models.Model):
             # waiting ones by age through request_status_newest_idx)
             models.Index(fields=["expires_at"], condition=Q(status=RequestStatus.APPROVED),
                          name="request_approved_expiry_idx"),
-            # the queue by amount, largest or smallest first, unknown amounts last: by status,
-            # and across every status
-            models.Index(F("status"), F("frozen_total").desc(nulls_last=True), F("id").desc(),
-                         name="request_status_largest_idx"),
-            models.Index(F("status"), F("frozen_total").asc(nulls_last=True), F("id").asc(),
-                         name="request_status_smallest_idx"),
-            models.Index(F("frozen_total").desc(nulls_last=True), F("id").desc(),
-                         name="request_largest_idx"),
-            models.Index(F("frozen_total").asc(nulls_last=True), F("id").asc(),
-                         name="request_smallest_idx"),
+            # (the queue by amount: PostgreSQL indexes of migration 0009, which SQLite cannot
+            # express)
         ]
         constraints = [
             models.UniqueConstraint(
