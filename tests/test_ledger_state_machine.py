@@ -9,6 +9,14 @@ as it was; anything else fails the test. After every step the ledger's invariant
 refunded beyond its amount, statuses that follow the amounts, gapless numbers, an audit trail
 that replays every state, at most one open request per invoice and kind.
 
+The clinic's approval rules change as they go (docs/rules.md §5): one rule for everything, or
+rules tiered by the credit note's total (and reason), so a request may need two approvers. What
+must, or may, go through is decided with the product's own lookup, approvers_needed(), for the
+total of the credit note the action would produce. A request needing two stays requested after
+the first approval, and the second must come from someone else; an approved request shows
+exactly what carrying it out would move, or, once a payment or credit note changed that, is
+stale: requested again until its approvers confirm the new breakdown.
+
 Each example runs in a savepoint rolled back at its end, so examples never see each other.
 On PostgreSQL (CI) it runs 200 examples; on SQLite a short run keeps `make test` quick."""
 
@@ -38,14 +46,17 @@ from hypothesis.stateful import (
 from approvals.models import (
     OPEN_STATUSES,
     REMARKS_MAX_LENGTH,
+    Approvers,
     FinancialRequest,
     FinancialRequestLine,
+    RequestApproval,
     RequestKind,
     RequestStatus,
 )
-from approvals.rules import clinic_policy
+from approvals.rules import approvers_needed
 from approvals.services import (
-    approval_policy_set,
+    RuleSpec,
+    approval_rules_set,
     cancellation_request_create,
     refund_request_create,
     request_approve,
@@ -66,7 +77,6 @@ from billing.models import (
     InvoiceStatus,
     NumberSeries,
     Payment,
-    Policy,
 )
 from billing.money import round_money
 from billing.roles import BILLING_STAFF, FINANCIAL_APPROVERS
@@ -90,7 +100,6 @@ from .factories import (
     TaxRateFactory,
     UserFactory,
     approver_factory,
-    set_policy,
 )
 
 D = Decimal
@@ -162,6 +171,24 @@ line_choices = st.tuples(
 CREDITABLE = [InvoiceStatus.ISSUED, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID,
               InvoiceStatus.PARTIALLY_REFUNDED]
 
+# -- the clinic's approval rules (docs/rules.md §5.1) ---------------------------------------------
+
+# One rule for everything (needing no approver, one or two), or rules tiered by the credit note's
+# total: none up to `low`, one up to `high`, two above. `low` and `high` are drawn in thousandths
+# of OMR (the currency's places), around the totals the invoices below come to. Sometimes the
+# middle tier is left out (a gap: no rule matches, so one approver), and sometimes a first rule
+# asks one approver up to `high` for the "active" reason, as MUSCAT does for "Duplicate charge".
+RULE_SHAPES = {"direct": Approvers.NONE, "approval": Approvers.ONE, "two": Approvers.TWO}
+
+
+def rule_plans(shapes: list[str]):
+    return st.tuples(st.sampled_from(shapes), st.integers(0, 80_000), st.integers(0, 80_000),
+                     st.booleans(), st.booleans())
+
+
+# A refund request names no reason, the "active" one, or a retired one (refused).
+request_reasons = mostly(["none", "none", "active"], ["inactive"], times=4)
+
 
 def amount_of(kind: str, left: Decimal, fraction: int) -> Decimal:
     part = max(UNIT, (left * fraction / 1000).quantize(UNIT, rounding=ROUND_DOWN))
@@ -179,6 +206,29 @@ def amount_of(kind: str, left: Decimal, fraction: int) -> Decimal:
 def within(amount: Decimal, left: Decimal) -> bool:
     """A valid amount: more than zero, at most what is left, in whole thousandths."""
     return ZERO < amount <= left and amount == amount.quantize(UNIT)
+
+
+def credit_of(parts: list) -> tuple[list, Decimal]:
+    """[(line pk, net, tax)] of crediting `net` on each (line, net) of `parts`, and the credit
+    note's total, which the approval rules are matched against: each line's tax by cumulative
+    rounding (docs/rules.md §3.2), as the invariants below state it."""
+    rows = [(line.pk, net,
+             round_money((line.credited_net + net) * line.rate, "OMR") - line.credited_tax)
+            for line, net in parts]
+    return rows, sum((net + tax for _, net, tax in rows), ZERO)
+
+
+def whole_parts(invoice: Invoice) -> list:
+    """Everything still creditable on the invoice: a full refund, a whole request, a
+    cancellation."""
+    return [(line, line.creditable_net) for line in invoice.lines.order_by("position", "pk")
+            if line.creditable_net > 0]
+
+
+def planned_parts(requested: list) -> list:
+    """The (line, net) of a valid plan of CreditLineInputs (None: all that remains)."""
+    return [(item.invoice_line, item.invoice_line.creditable_net if item.amount is None
+             else item.amount) for item in requested]
 
 
 line_specs = st.tuples(
@@ -233,7 +283,11 @@ def snapshot() -> dict:
     """ledger_state() and the requests: what a refused call must leave as it was."""
     state = ledger_state()
     state["requests"] = list(FinancialRequest.objects.order_by("pk").values_list(
-        "pk", "status", "decided_by", "decision_remarks", "completed_by"))
+        "pk", "status", "decided_by", "decision_remarks", "completed_by", "stale",
+        "approval_round", "frozen_total"))
+    # the first of two approvals changes nothing else: it is a row of its own
+    state["approvals"] = list(RequestApproval.objects.order_by("pk").values_list(
+        "pk", "request", "round", "step", "approved_by"))
     state["request_lines"] = list(FinancialRequestLine.objects.order_by("pk").values_list(
         "pk", "request", "invoice_line", "amount"))
     state["refund_details"] = list(Refund.objects.order_by("pk").values_list(
@@ -275,6 +329,35 @@ def chain_of(events: list, label: str) -> str:
     return state
 
 
+def breakdown_now(request: FinancialRequest, invoice: Invoice, lines: dict):
+    """What carrying out the request would credit now, worked out here: its frozen lines and
+    amounts (everything still creditable for a whole refund or a cancellation), as
+    ([(line pk, net, tax)], total, paid back); None when it could not be carried out at all."""
+    if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
+        return None
+    if request.kind == RequestKind.CANCELLATION or not request.lines.exists():
+        parts = [(line, line.creditable_net) for line in lines.values()
+                 if line.creditable_net > 0]
+    else:
+        parts = [(lines[part["line"]], D(part["net"]))
+                 for part in request.frozen_breakdown["lines"]]
+        if any(net > line.creditable_net for line, net in parts):
+            return None
+    rows, total = credit_of(parts)
+    paid_back = max(ZERO, total - invoice.balance_due)
+    if not parts or total > invoice.total - invoice.amount_credited or (
+            paid_back > invoice.net_paid):
+        return None
+    return sorted(rows), total, paid_back
+
+
+def frozen_of(request: FinancialRequest):
+    """The request's frozen breakdown in the same terms as breakdown_now."""
+    frozen = request.frozen_breakdown
+    return (sorted((part["line"], D(part["net"]), D(part["tax"])) for part in frozen["lines"]),
+            D(frozen["total"]), D(frozen["paid_back"]))
+
+
 # -- the machine ----------------------------------------------------------------------------------
 
 
@@ -290,6 +373,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.draft_ids: list[int] = []
         self.payment_ids: list[int] = []
         self.request_ids: list[int] = []
+        self.approved_ids: list[int] = []  # requests approved and not yet carried out
         self.refund_ids: list[int] = []
         # the ledger as the last step left it (only the rules write, the invariants only read)
         self.known: dict | None = None
@@ -314,6 +398,8 @@ class LedgerMachine(RuleBasedStateMachine):
                                 .values_list("pk", flat=True))
         self.request_ids = list(FinancialRequest.objects.filter(clinic=clinic).order_by("pk")
                                 .values_list("pk", flat=True))
+        self.approved_ids = list(FinancialRequest.objects.filter(
+            clinic=clinic, status=RequestStatus.APPROVED).values_list("pk", flat=True))
         self.refund_ids = list(Refund.objects.filter(invoice__clinic=clinic).order_by("pk")
                                .values_list("pk", flat=True))
 
@@ -345,9 +431,39 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.choose(Refund.objects.select_related("payment"), pick, self.refund_ids,
                            **aim)
 
-    def policy(self, kind) -> str:
-        clinic = Clinic.objects.get(pk=self.world.clinic_id)
-        return clinic_policy(clinic, kind)
+    def needed(self, kind, amount: Decimal, reason_key: str = "none") -> int:
+        """How many approvers the clinic's rules ask for a credit note of `amount` (its total)
+        for the reason: the very lookup the services, the menu and the API make."""
+        return approvers_needed(Clinic.objects.get(pk=self.world.clinic_id), kind,
+                                amount=amount, reason=self.world.reasons[reason_key])
+
+    def authorised(self, invoice, kind, amount: Decimal, reason_key: str = "none") -> bool:
+        """Whether a credit note of `amount` may go through without naming a request: its rule
+        needs no approver, or the invoice's open request of the kind is approved (not stale) by
+        as many approvers as the rule needs."""
+        needed = self.needed(kind, amount, reason_key)
+        request = self.open_request(invoice, kind)
+        return needed == 0 or (request is not None and request.status == RequestStatus.APPROVED
+                               and request.approvals_needed >= needed)
+
+    def set_rules(self, kind, plan):
+        """The billing administrator's rules for `kind` (rule_plans)."""
+        shape, low, high, gap, for_reason = plan
+        if shape in RULE_SHAPES:
+            rules = [RuleSpec(RULE_SHAPES[shape])]
+        else:
+            low, high = sorted((low * UNIT, high * UNIT))
+            rules = [RuleSpec(Approvers.ONE, None, high, (self.world.reasons["active"],))
+                     ] if for_reason else []
+            rules.append(RuleSpec(Approvers.NONE, None, low))
+            if not gap and low + UNIT <= high:
+                rules.append(RuleSpec(Approvers.ONE, low + UNIT, high))
+            rules.append(RuleSpec(Approvers.TWO, high + UNIT, None))
+        approval_rules_set(clinic=Clinic.objects.get(pk=self.world.clinic_id), kind=kind,
+                           rules=rules)
+        note(f"{kind} rules: " + "; ".join(
+            f"{r.approvers} {r.amount_from}..{r.amount_up_to}{' (reason)' if r.reasons else ''}"
+            for r in rules))
 
     def open_request(self, invoice, kind):
         return FinancialRequest.objects.filter(invoice=invoice, kind=kind,
@@ -403,6 +519,15 @@ class LedgerMachine(RuleBasedStateMachine):
         if completed > [status for _, status, *_ in before["requests"]].count(
                 RequestStatus.COMPLETED):
             event(f"{label}: carried out an approved request")
+        # an approved request sent back to requested went stale: a new round of approvals
+        was = {pk: (status, approval_round) for pk, status, *_, approval_round, _ in
+               before["requests"]}
+        for pk, status, *_, stale, approval_round, _ in after["requests"]:
+            if pk in was and was[pk][0] == RequestStatus.APPROVED != status:
+                event(f"{label}: an approved request went {status}")
+                if status == RequestStatus.REQUESTED:
+                    assert stale and approval_round == was[pk][1] + 1, (
+                        f"{label}: request {pk} went back to requested without going stale")
         assert without_audit(after) != without_audit(before), f"{label} changed nothing"
         assert after["counts"]["AuditEvent"] > before["counts"]["AuditEvent"], (
             f"{label} by {actor} changed the ledger without an audit event")
@@ -422,11 +547,12 @@ class LedgerMachine(RuleBasedStateMachine):
     # -- the day starts ---------------------------------------------------------------------------
 
     @initialize(plans=st.lists(invoice_plans, min_size=2, max_size=4),
-                refund_policy=st.sampled_from([Policy.DIRECT, Policy.DIRECT, Policy.APPROVAL]),
-                cancellation_policy=st.sampled_from(Policy.values))
-    def open_the_books(self, plans, refund_policy, cancellation_policy):
+                refund_rules=rule_plans(["direct", "approval", "two", "tiered", "tiered"]),
+                cancellation_rules=rule_plans(["direct", "approval", "two", "tiered"]))
+    def open_the_books(self, plans, refund_rules, cancellation_rules):
         clinic = Clinic.objects.get(pk=self.world.clinic_id)
-        set_policy(clinic, refund=refund_policy, cancellation=cancellation_policy)
+        self.set_rules(RequestKind.REFUND, refund_rules)
+        self.set_rules(RequestKind.CANCELLATION, cancellation_rules)
         clerk = self.user("clerk")
         for specs, issue, paid, method, reference, fraction in plans:
             lines = [
@@ -459,6 +585,36 @@ class LedgerMachine(RuleBasedStateMachine):
                                    amount=amount, actor=self.user(actor), reference=reference),
             may_succeed=actor in STAFF, must_succeed=must)
 
+    @precondition(lambda self: self.approved_ids)
+    @rule(actor=staff_mostly, pick=picks, kind=amount_kinds, fraction=fractions)
+    def pay_under_an_approval(self, actor, pick, kind, fraction):
+        """A payment on the invoice of a request approved and not yet carried out: where it
+        changes the credit note the request would produce (what it pays back), the request goes
+        stale, requested again until its approvers confirm the new breakdown; where it does not,
+        the request stays approved (docs/rules.md §5.4)."""
+        request = self.request(pick, status=RequestStatus.APPROVED,
+                               invoice__status__in=OPEN_FOR_PAYMENT)
+        invoice = Invoice.objects.get(pk=request.invoice_id)
+        amount = amount_of(kind, invoice.balance_due, fraction)
+        paid = self.attempt(
+            "payment under an approval", actor,
+            lambda: payment_record(invoice=invoice, method=self.world.methods["cash"],
+                                   amount=amount, actor=self.user(actor), reference="R-2"),
+            may_succeed=actor in STAFF,
+            must_succeed=(actor in STAFF and invoice.status in OPEN_FOR_PAYMENT
+                          and within(amount, invoice.balance_due)))
+        if paid is None or request.status != RequestStatus.APPROVED:
+            return
+        lines = {line.pk: line for line in invoice.lines.order_by("position", "pk")}
+        now = breakdown_now(request, Invoice.objects.get(pk=invoice.pk), lines)
+        changed = now != frozen_of(request)
+        request.refresh_from_db()
+        event(f"payment under an approval: {'stale' if changed else 'unchanged'}")
+        assert (request.status, request.stale) == (
+            (RequestStatus.REQUESTED, True) if changed else (RequestStatus.APPROVED, False)), (
+            f"{request} is {request.status} (stale: {request.stale}) after a payment that "
+            f"{'changed' if changed else 'did not change'} its breakdown")
+
     @precondition(lambda self: self.draft_ids)
     @rule(actor=staff_mostly, pick=picks)
     def issue_draft(self, actor, pick):
@@ -470,54 +626,90 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- requests and decisions -----------------------------------------------------------------
 
-    @rule(actor=staff_mostly, pick=picks, lines=st.none() | line_choices, text=remarks)
-    def submit_refund_request(self, actor, pick, lines, text):
+    @rule(actor=staff_mostly, pick=picks, lines=st.none() | line_choices, text=remarks,
+          why=request_reasons)
+    def submit_refund_request(self, actor, pick, lines, text, why):
         invoice = self.invoice(pick, status__in=CREDITABLE)
         requested, valid = (None, True) if lines is None else self.plan_lines(invoice, lines)
-        must = (actor in STAFF and valid and text == REMARKS_OK
-                and self.policy(RequestKind.REFUND) == Policy.APPROVAL
+        # the rules decide by the credit note the request describes: a request for one that
+        # needs no approver is refused (it is carried out directly), else it needs 1 or 2
+        _, total = credit_of(whole_parts(invoice) if requested is None
+                             else planned_parts(requested) if valid else [])
+        needed = self.needed(RequestKind.REFUND, total, why)
+        must = (actor in STAFF and valid and text == REMARKS_OK and why != "inactive"
+                and needed > 0
                 and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED)
                 and invoice.amount_credited < invoice.total
                 and self.open_request(invoice, RequestKind.REFUND) is None)
-        self.attempt(
+        submitted = self.attempt(
             "refund request", actor,
             lambda: refund_request_create(invoice=invoice, remarks=text, actor=self.user(actor),
-                                          lines=requested),
-            may_succeed=actor in STAFF, must_succeed=must, moves_money=False)
+                                          lines=requested,
+                                          dispute_reason=self.world.reasons[why]),
+            may_succeed=actor in STAFF and not (valid and needed == 0), must_succeed=must,
+            moves_money=False)
+        if submitted is not None and valid:
+            event(f"refund request needs {submitted.approvals_needed}")
+            assert submitted.frozen_total == total, f"{submitted} froze another total"
+            assert submitted.approvals_needed == needed, (
+                f"{submitted} needs {submitted.approvals_needed} approvers; the rules say {needed}")
 
     @rule(actor=staff_mostly, pick=picks, text=remarks)
     def submit_cancellation_request(self, actor, pick, text):
         invoice = self.invoice(pick, status=InvoiceStatus.ISSUED)
-        must = (actor in STAFF and text == REMARKS_OK
-                and self.policy(RequestKind.CANCELLATION) == Policy.APPROVAL
+        _, total = credit_of(whole_parts(invoice))
+        needed = self.needed(RequestKind.CANCELLATION, total)
+        must = (actor in STAFF and text == REMARKS_OK and needed > 0
                 and invoice.status == InvoiceStatus.ISSUED and invoice.net_paid == 0
                 and self.open_request(invoice, RequestKind.CANCELLATION) is None)
-        self.attempt(
+        submitted = self.attempt(
             "cancellation request", actor,
             lambda: cancellation_request_create(invoice=invoice, remarks=text,
                                                 actor=self.user(actor)),
-            may_succeed=actor in STAFF, must_succeed=must, moves_money=False)
+            may_succeed=actor in STAFF and needed > 0, must_succeed=must, moves_money=False)
+        if submitted is not None:
+            assert submitted.approvals_needed == needed
+
+
+    @staticmethod
+    def approvers_so_far(request) -> list[str]:
+        """Who has approved the request in its current round (a stale request starts a new
+        one: its approvers confirm the new breakdown)."""
+        return [approval.approved_by.username for approval in request.approvals.filter(
+            round=request.approval_round).select_related("approved_by").order_by("step")]
 
     @precondition(lambda self: self.request_ids)
     @rule(actor=approvers_mostly, pick=picks, text=approval_remarks)
     def approve(self, actor, pick, text):
+        """One approval. A request needing two stays requested after the first ("1 of 2"); the
+        second must come from someone else, and only then is it approved."""
         request = self.request(pick, status=RequestStatus.REQUESTED)
+        so_far = self.approvers_so_far(request)
         own = request.requested_by.username == actor
-        may = actor in APPROVERS and not own
-        self.attempt(
+        may = actor in APPROVERS and not own and actor not in so_far
+        decided = self.attempt(
             "approve", actor,
             lambda: request_approve(financial_request=request, actor=self.user(actor),
                                     remarks=text),
             may_succeed=may, moves_money=False,
             must_succeed=(may and request.status == RequestStatus.REQUESTED
                           and len(text.strip()) <= REMARKS_MAX_LENGTH))
+        if decided is not None:
+            given = len(so_far) + 1
+            event(f"approve: {given} of {request.approvals_needed}")
+            assert self.approvers_so_far(decided) == [*so_far, actor]
+            assert decided.status == (RequestStatus.APPROVED if given == request.approvals_needed
+                                      else RequestStatus.REQUESTED), (
+                f"{decided} is {decided.status} after {given} of {request.approvals_needed}")
+            assert not (decided.status == RequestStatus.APPROVED and decided.stale)
 
     @precondition(lambda self: self.request_ids)
     @rule(actor=approvers_mostly, pick=picks, text=rejection_remarks)
     def reject(self, actor, pick, text):
+        """A rejection by any approver who has not approved it ends the request."""
         request = self.request(pick, status=RequestStatus.REQUESTED)
         own = request.requested_by.username == actor
-        may = actor in APPROVERS and not own
+        may = actor in APPROVERS and not own and actor not in self.approvers_so_far(request)
         self.attempt(
             "reject", actor,
             lambda: request_reject(financial_request=request, actor=self.user(actor), remarks=text),
@@ -542,7 +734,10 @@ class LedgerMachine(RuleBasedStateMachine):
                                "another invoice"]),
           fraction=fractions)
     def carry_out_request(self, actor, pick, how, fraction):
-        """Carry out a request, approved or not, as approved or beyond it."""
+        """Carry out a request, approved or not, as approved or beyond it. Ready: approved by
+        as many approvers as it needs (a stale one, whose invoice changed since, is requested
+        again until its approvers confirm the new breakdown, so never ready), and enough: it had
+        as many approvers as the rules ask now for the credit note carried out."""
         request = self.request(pick, status=RequestStatus.APPROVED)
         invoice = Invoice.objects.get(pk=request.invoice_id)
         target = invoice
@@ -552,8 +747,14 @@ class LedgerMachine(RuleBasedStateMachine):
         reason = self.world.reasons["active"]
         user = self.user(actor)
         ready = (actor in STAFF and request.status == RequestStatus.APPROVED
-                 and target.pk == invoice.pk)
+                 and not request.stale and target.pk == invoice.pk)
+
+        def enough(kind, parts, reason_key):
+            _, total = credit_of(parts)
+            return request.approvals_needed >= self.needed(kind, total, reason_key)
+
         if request.kind == RequestKind.CANCELLATION:
+            ready = ready and enough(RequestKind.CANCELLATION, whole_parts(invoice), "none")
             self.attempt(
                 "carry out cancellation", actor,
                 lambda: invoice_cancel(invoice=target, remarks="Approved cancellation",
@@ -567,6 +768,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not approved:
             if how in ("as approved", "another invoice"):
                 remaining = [line for line in invoice.lines.all() if line.creditable_net > 0]
+                ready = ready and enough(RequestKind.REFUND, whole_parts(invoice), "active")
                 self.attempt(
                     "carry out full refund", actor,
                     lambda: credit_note_create(full=True, invoice=target, dispute_reason=reason,
@@ -594,6 +796,7 @@ class LedgerMachine(RuleBasedStateMachine):
             (left[pk] > 0 and (not limits or left[pk] <= limits[pk])) if amount is None
             else within(amount, left[pk]) and (not limits or amount <= limits[pk])
             for pk, amount in ((item.invoice_line.pk, item.amount) for item in lines))
+        ready = ready and (not valid or enough(RequestKind.REFUND, planned_parts(lines), "active"))
         self.attempt(
             "carry out refund request", actor,
             lambda: credit_note_create(invoice=target, lines=lines, dispute_reason=reason,
@@ -603,13 +806,18 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- refunds, credits, cancellation ----------------------------------------------------------
 
+    # Carried out directly, without naming a request: it must go through where the rule for
+    # its credit note (total and reason) needs no approver, and may only where that is so or
+    # the invoice's open request is approved by as many approvers as the rule needs.
+
     @rule(actor=staff_mostly, pick=picks, payment=payment_picks, why=reasons)
     def full_refund(self, actor, pick, payment, why):
         invoice = self.invoice(pick, amount_paid__gt=F("amount_refunded"))
         chosen = self.payment(payment)
         remaining = [line for line in invoice.lines.all() if line.creditable_net > 0]
+        _, total = credit_of(whole_parts(invoice))
         must = (actor in STAFF and chosen is None and why == "active"
-                and self.policy(RequestKind.REFUND) == Policy.DIRECT
+                and self.needed(RequestKind.REFUND, total, why) == 0
                 and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED)
                 and bool(remaining) and invoice.net_paid > 0)
         self.attempt(
@@ -617,7 +825,9 @@ class LedgerMachine(RuleBasedStateMachine):
             lambda: credit_note_create(full=True, invoice=invoice,
                                        dispute_reason=self.world.reasons[why],
                                    actor=self.user(actor), payment=chosen),
-            may_succeed=actor in STAFF, must_succeed=must)
+            may_succeed=actor in STAFF and self.authorised(invoice, RequestKind.REFUND, total,
+                                                           why),
+            must_succeed=must)
 
     @rule(actor=staff_mostly, pick=picks, lines=line_choices, payment=payment_picks,
           why=reasons)
@@ -625,17 +835,20 @@ class LedgerMachine(RuleBasedStateMachine):
         invoice = self.invoice(pick, status__in=CREDITABLE)
         requested, valid = self.plan_lines(invoice, lines)
         chosen = self.payment(payment)
+        _, total = credit_of(planned_parts(requested) if valid else [])
         must = (actor in STAFF and valid and why == "active"
                 and (chosen is None
                      or (chosen.invoice_id == invoice.pk and chosen.refundable > 0))
-                and self.policy(RequestKind.REFUND) == Policy.DIRECT
+                and self.needed(RequestKind.REFUND, total, why) == 0
                 and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED))
         self.attempt(
             "credit lines", actor,
             lambda: credit_note_create(invoice=invoice, lines=requested,
                                        dispute_reason=self.world.reasons[why],
                                        actor=self.user(actor), payment=chosen),
-            may_succeed=actor in STAFF, must_succeed=must)
+            may_succeed=actor in STAFF and (
+                not valid or self.authorised(invoice, RequestKind.REFUND, total, why)),
+            must_succeed=must)
 
     @rule(actor=staff_mostly, pick=picks, size=st.sampled_from(["unit", "part", "part"]),
           fraction=fractions)
@@ -649,29 +862,37 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = min(UNIT if size == "unit" else amount_of("part", line.net, fraction // 10 + 1),
                      max(line.creditable_net, UNIT))
         invoice = line.invoice
-        must = (actor in STAFF and within(amount, line.creditable_net)
-                and self.policy(RequestKind.REFUND) == Policy.DIRECT
+        valid = within(amount, line.creditable_net)
+        _, total = credit_of([(line, amount)] if valid else [])
+        must = (actor in STAFF and valid
+                and self.needed(RequestKind.REFUND, total, "active") == 0
                 and invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED))
         self.attempt(
             "credit a little", actor,
             lambda: credit_note_create(invoice=invoice, lines=[CreditLineInput(line, amount)],
                                        dispute_reason=self.world.reasons["active"],
                                        actor=self.user(actor)),
-            may_succeed=actor in STAFF, must_succeed=must)
+            may_succeed=actor in STAFF and (
+                not valid or self.authorised(invoice, RequestKind.REFUND, total, "active")),
+            must_succeed=must)
 
     @rule(actor=staff_mostly, pick=picks, text=remarks,
           why=st.sampled_from(["none", "none", "active", "inactive"]))
     def cancel(self, actor, pick, text, why):
         invoice = self.invoice(pick, status=InvoiceStatus.ISSUED, amount_paid=0)
+        # a cancellation credits everything still creditable; the rules see no reason for it
+        _, total = credit_of(whole_parts(invoice))
         must = (actor in STAFF and text == REMARKS_OK and why != "inactive"
-                and self.policy(RequestKind.CANCELLATION) == Policy.DIRECT
+                and self.needed(RequestKind.CANCELLATION, total) == 0
                 and invoice.status == InvoiceStatus.ISSUED and invoice.net_paid == 0
                 and self.open_request(invoice, RequestKind.REFUND) is None)
         self.attempt(
             "cancel", actor,
             lambda: invoice_cancel(invoice=invoice, remarks=text, actor=self.user(actor),
                                    dispute_reason=self.world.reasons[why]),
-            may_succeed=actor in STAFF, must_succeed=must)
+            may_succeed=actor in STAFF and self.authorised(
+                invoice, RequestKind.CANCELLATION, total),
+            must_succeed=must)
 
     # -- after commit: the gateway answers; staff retry and pay out -------------------------------
 
@@ -746,13 +967,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.attempt(action, actor, call, may_succeed=actor in STAFF,
                      must_succeed=actor in STAFF and ready)
 
-    # -- the billing administrator changes the clinic's policy -----------------------------------
+    # -- the billing administrator changes the clinic's rules ------------------------------------
 
-    @rule(kind=st.sampled_from(RequestKind.values), policy=st.sampled_from(Policy.values))
-    def switch_policy(self, kind, policy):
-        approval_policy_set(clinic=Clinic.objects.get(pk=self.world.clinic_id), kind=kind,
-                            policy=policy)
-        note(f"{kind} policy is now {policy}")
+    @rule(kind=st.sampled_from(RequestKind.values),
+          plan=rule_plans(["direct", "approval", "two", "tiered", "tiered"]))
+    def switch_policy(self, kind, plan):
+        """Requests already submitted keep the approvers they were asked for; what is carried
+        out is matched against the rules of the moment."""
+        self.set_rules(kind, plan)
 
     # -- invariants, after every step -------------------------------------------------------------
 
@@ -925,6 +1147,71 @@ class LedgerMachine(RuleBasedStateMachine):
                 for part in credit_note.lines.all():
                     assert part.net <= approved[part.invoice_line_id], (
                         f"{credit_note} credits more than {request} approved")
+            if not request.frozen_breakdown:
+                continue
+            # approve exactly what was shown: no line, net or payback beyond the breakdown the
+            # approvers last confirmed
+            shown, _, paid_back = frozen_of(request)
+            shown = {pk: net for pk, net, _ in shown}
+            for part in credit_note.lines.all():
+                assert part.net <= shown.get(part.invoice_line_id, ZERO), (
+                    f"{credit_note} credits more than {request} showed")
+            assert credit_note.amount_unapplied <= paid_back, (
+                f"{credit_note} pays back more than {request} showed")
+
+    @invariant()
+    def approvals_are_counted(self):
+        """The approvals of each request's current round come from different approvers of the
+        clinic, never its requester, one step after another: a request is approved (then
+        carried out, or expired) only with as many as it needs, and waits, or was rejected or
+        withdrawn, with fewer. A stale request is never approved until they confirm it."""
+        clinic = self.world.clinic_id
+        rounds = defaultdict(list)
+        for approval in RequestApproval.objects.filter(request__clinic=clinic).select_related(
+                "approved_by").order_by("request", "round", "step"):
+            rounds[approval.request_id, approval.round].append(approval)
+        for request in FinancialRequest.objects.filter(clinic=clinic).select_related(
+                "requested_by", "decided_by"):
+            given = rounds[request.pk, request.approval_round]
+            names = [approval.approved_by.username for approval in given]
+            assert request.approvals_needed in (1, 2)
+            assert [approval.step for approval in given] == list(range(1, len(given) + 1))
+            assert len(set(names)) == len(names), f"{request}: approved twice by one: {names}"
+            assert request.requested_by.username not in names, f"{request}: own approval"
+            assert set(names) <= APPROVERS, f"{request}: approved by {names}"
+            if request.status in (RequestStatus.APPROVED, RequestStatus.COMPLETED,
+                                  RequestStatus.EXPIRED):
+                assert len(given) == request.approvals_needed, (
+                    f"{request} is {request.status} with {len(given)} of "
+                    f"{request.approvals_needed} approvals")
+                assert request.decided_by.username == names[-1]
+                assert not request.stale, f"{request} is {request.status} yet stale"
+            else:
+                assert len(given) < request.approvals_needed, (
+                    f"{request} is {request.status} with {len(given)} of "
+                    f"{request.approvals_needed} approvals")
+
+    @invariant()
+    def approved_requests_show_what_would_move(self):
+        """An approved request's frozen breakdown is what carrying it out would credit and pay
+        back now: a payment or credit note since its approval either left that as it was or
+        made the request stale, requested again (docs/rules.md §5.4)."""
+        clinic = self.world.clinic_id
+        approved = list(FinancialRequest.objects.filter(
+            clinic=clinic, status=RequestStatus.APPROVED).exclude(frozen_breakdown=None))
+        if not approved:
+            return
+        invoices = {i.pk: i for i in Invoice.objects.filter(clinic=clinic)}
+        lines = defaultdict(dict)
+        for line in InvoiceLine.objects.filter(invoice__clinic=clinic).order_by("position", "pk"):
+            lines[line.invoice_id][line.pk] = line
+        for request in approved:
+            now = breakdown_now(request, invoices[request.invoice_id],
+                                lines[request.invoice_id])
+            if now is None:  # approved although nothing of it can be carried out any more
+                continue
+            assert frozen_of(request) == now, (
+                f"{request} shows {frozen_of(request)} but would now credit {now}")
 
 
 @pytest.mark.slow
