@@ -108,6 +108,18 @@ def test_the_totals_add_up_with_a_credit_and_a_refund(client, clerk, make_invoic
             "again.") in html
 
 
+def test_a_fully_refunded_invoice_shows_net_paid_without_a_minus(client, clerk, make_invoice,
+                                                                  pay, reason):
+    invoice = make_invoice()
+    pay(invoice, "28.700")
+    credit_note_create(invoice=invoice, full=True, dispute_reason=reason, actor=clerk)
+    client.force_login(clerk)
+
+    rows = dict(totals(invoice_page(client, invoice).content.decode()))
+
+    assert rows["Net paid (paid less refunded)"] == "0.000 OMR"
+
+
 def test_without_credits_or_refunds_the_totals_stay_short(client, clerk, make_invoice, pay):
     invoice = make_invoice()
     pay(invoice, "10.000")
