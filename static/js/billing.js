@@ -76,9 +76,15 @@
     showInMenu("Open the invoice to see its actions", row.dataset.href);
   }
 
-  function loadMenu(row) {
+  // A load that fails for a moment (a 5xx answer, a dropped connection) is tried once more
+  // before the menu offers to open the invoice instead.
+  var RETRY_MS = 700;
+  var retried = null;
+
+  function loadMenu(row, retry) {
     if (row !== selectedRow()) return;
     if (!window.htmx) { offerToOpen(row); return; }
+    retried = retry ? row : null;
     window.htmx.ajax("GET", row.dataset.actionsUrl,
                      {source: menu, target: menu, swap: "innerHTML"});
   }
@@ -163,7 +169,14 @@
   function failed(event) {
     var row = selectedRow();
     var asked = event.detail.pathInfo && event.detail.pathInfo.requestPath;
-    if (row && asked === row.dataset.actionsUrl) offerToOpen(row);
+    if (!row || asked !== row.dataset.actionsUrl) return;
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (retried !== row && (status === 0 || status >= 500)) {
+      clearTimeout(loadTimer);
+      loadTimer = setTimeout(function () { loadMenu(row, true); }, RETRY_MS);
+      return;
+    }
+    offerToOpen(row);
   }
   menu.addEventListener("htmx:responseError", failed);
   menu.addEventListener("htmx:sendError", failed);
