@@ -60,8 +60,9 @@ AMOUNT_NEEDS_CANCELLATION_REQUEST = (
     "Request first."
 )
 STALE_REQUEST = (
-    "{invoice} changed after {request} was approved, so its breakdown is no longer the one "
-    "approved: its approvers must confirm the new breakdown before it can be carried out."
+    "{invoice} changed after {request} was submitted or approved, so its breakdown is no longer "
+    "the one shown to its approvers: they must confirm the new breakdown before it can be "
+    "carried out."
 )
 REQUEST_PAST_EXPIRY = (
     "{request} expired on {when}: it was not carried out in time. Submit a new request if it "
